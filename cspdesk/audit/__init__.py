@@ -1,0 +1,1 @@
+"""The append-only audit log. Every state change in billing, collections and support records one event."""

@@ -1,0 +1,744 @@
+"""Billing state changes: bill a period (drafts), finalize, credit, send. Each records one audit event.
+
+Which Microsoft data is billed. A period's billable charge lines come from the *active* imports of that
+period of two kinds: the invoice recon file (licenses, and everything else Microsoft invoiced) and the
+billed daily rated usage file. The invoice file already summarises the same Azure usage per meter, so
+Azure is rated from the daily usage file (its lines carry the meter category that price rules use) and
+the invoice file's Azure lines are skipped whenever an active billed usage import with the same Microsoft
+invoice number exists; without one the invoice file's Azure lines are billed. Unbilled usage is never billed.
+Charge lines already on a finalized invoice are never billed again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet, Sum
+
+from cspdesk.audit import services as audit
+from cspdesk.catalog import selectors as catalog
+from cspdesk.catalog.resolution import RuleSpec, category_of
+from cspdesk.core import clock
+from cspdesk.core.actor import Actor
+from cspdesk.core.errors import Conflict, NotFound, ValidationFailed
+from cspdesk.core.money import is_currency, quantize
+from cspdesk.core.output import to_jsonable
+from cspdesk.partnercenter.recon.models import ChargeLine, Import, ImportKind, ImportStatus
+from cspdesk.tenancy import permissions
+from cspdesk.tenancy import selectors as tenancy_selectors
+from cspdesk.tenancy.models import Customer, Organisation, OrganisationKind
+from cspdesk.tenancy.permissions import Perm
+
+from . import selectors
+from .documents.model import Line as DocLine
+from .documents.model import compute_totals
+from .models import (
+    BillingRun,
+    ExchangeRate,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceLineCharge,
+    InvoiceStatus,
+    LineKind,
+    NumberSeries,
+    RunStatus,
+)
+from .rating import engine
+from .tax import UnsupportedTaxCase, VatCategory, VatTreatment, determine_vat
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+BLOCKING = frozenset({"price_rule_conflict", "no_exchange_rate", "unsupported_tax_case"})
+
+
+def parse_period(text: str) -> dt.date:
+    try:
+        period = dt.datetime.strptime(text.strip(), "%Y-%m").date()  # noqa: DTZ007 - a calendar month, no instant
+    except ValueError:
+        raise ValidationFailed(f"period must be YYYY-MM, got {text!r}", field="period") from None
+    if not 2000 <= period.year <= 2100:
+        raise ValidationFailed(f"period {text!r} is outside 2000–2100", field="period")
+    return period
+
+
+def month_end(period: dt.date) -> dt.date:
+    nxt = dt.date(period.year + period.month // 12, period.month % 12 + 1, 1)
+    return nxt - dt.timedelta(days=1)
+
+
+def previous_period(period: dt.date) -> dt.date:
+    return (period - dt.timedelta(days=1)).replace(day=1)
+
+
+def move_threshold() -> Decimal:
+    return Decimal(str(getattr(settings, "CSPDESK_BILLING_MOVE_PERCENT", "25")))
+
+
+# ---------------------------------------------------------------- which charge lines are billed
+
+
+def billable_charge_lines(period: dt.date) -> QuerySet[ChargeLine]:
+    """Every charge line to bill for ``period`` (see the module docstring), customers' and unassigned."""
+    imports = Import.objects.filter(
+        period=period, status=ImportStatus.ACTIVE, kind__in=[ImportKind.INVOICE, ImportKind.USAGE_BILLED]
+    )
+    usage_invoices = set(
+        imports.filter(kind=ImportKind.USAGE_BILLED)
+        .exclude(invoice_number="")
+        .values_list("organisation_id", "invoice_number")
+    )
+    skip_azure_of = [
+        imp.pk
+        for imp in imports.filter(kind=ImportKind.INVOICE)
+        if (imp.organisation_id, imp.invoice_number) in usage_invoices
+    ]
+    azure = Q(product_id__in=["DZH318Z0BPS6"]) | Q(product_name__istartswith="azure")
+    qs = ChargeLine.objects.filter(source__in=imports).exclude(Q(source_id__in=skip_azure_of) & azure)
+    billed = InvoiceLineCharge.objects.filter(
+        line__invoice__status=InvoiceStatus.FINALIZED, line__invoice__kind=InvoiceKind.INVOICE
+    )
+    return qs.exclude(pk__in=billed.values("charge_line_id"))
+
+
+def _to_charge(line: ChargeLine, reseller_id: int | None) -> engine.Charge:
+    list_cost = None
+    if line.credit_type == "Partner earned credit" and line.credit:
+        list_cost = line.cost + line.credit  # the file's list price: effective price + the credit earned
+    full_cost = None
+    if line.pricing_cost and line.exchange_rate and not line.meter_id:
+        full_cost = line.pricing_cost * line.exchange_rate  # effective unit price × quantity, unprorated
+    return engine.Charge(
+        id=line.pk, customer_id=line.customer_id, reseller_id=reseller_id, subscription_id=line.subscription_id,
+        product_id=line.product_id, sku_id=line.sku_id, product_name=line.product_name, sku_name=line.sku_name,
+        meter_category=line.meter_category,
+        category=category_of(line.product_id, line.product_name, line.meter_category, line.meter_id),
+        charge_type=line.charge_type, start=line.charge_start, end=line.charge_end, quantity=line.quantity,
+        cost=line.cost, currency=line.currency, list_cost=list_cost, full_cost=full_cost,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- exchange rates
+
+
+@dataclass(frozen=True)
+class Fx:
+    rate: Decimal  # 1 source = rate target
+    rate_date: dt.date
+    provider: str
+
+
+def find_rate(organisation_id: int, source: str, target: str, on: dt.date, lines: list[ChargeLine]) -> Fx | None:
+    """The partner's configured rate in force on ``on``, else the Microsoft file's rate, else ``None``."""
+    if source == target:
+        return Fx(ONE, on, "")
+    row = (
+        ExchangeRate.objects.filter(
+            organisation_id=organisation_id, source_currency=source, target_currency=target, rate_date__lte=on
+        )
+        .order_by("-rate_date")
+        .first()
+    )
+    if row is not None:
+        return Fx(row.rate, row.rate_date, row.provider or "partner rate table")
+    for line in lines:  # PCToBCExchangeRate: 1 pricing currency = r billing currency
+        if line.pricing_currency == target and line.exchange_rate:
+            return Fx(
+                (ONE / line.exchange_rate).quantize(Decimal("0.0000000001")),
+                line.source.period,
+                "Microsoft reconciliation file",
+            )
+    return None
+
+
+# ---------------------------------------------------------------- billing a period
+
+
+@dataclass
+class Bucket:
+    """The draft invoice of one seller to one buyer in one source currency."""
+
+    seller: Organisation
+    customer: Customer | None
+    reseller: Organisation | None
+    source_currency: str
+    lines: list[ChargeLine] = field(default_factory=list)
+
+    @property
+    def currency(self) -> str:
+        return self.customer.currency if self.customer is not None else self.source_currency
+
+    @property
+    def buyer_key(self) -> str:
+        return f"customer:{self.customer.pk}" if self.customer else f"organisation:{self.reseller.pk}"  # type: ignore[union-attr]
+
+
+def _sellers(actor: Actor) -> list[Organisation]:
+    qs = Organisation.objects.all().order_by("pk")
+    return list(qs if actor.is_system else qs.filter(pk=actor.organisation_pk))
+
+
+def _buckets(sellers: list[Organisation], lines: list[ChargeLine]) -> tuple[list[Bucket], dict[int, Decimal]]:
+    ids = {s.pk for s in sellers}
+    buckets: dict[tuple[int, str, str], Bucket] = {}
+    unassigned: dict[int, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        cust = line.customer
+        if cust is None:
+            if line.organisation_id in ids:
+                unassigned[line.organisation_id] += line.cost
+            continue
+        home = cust.organisation
+        # who sells what: the direct-bill partner or the reseller to the customer, the provider to the reseller
+        pairs: list[tuple[Organisation, Customer | None, Organisation | None]] = []
+        if home.kind == OrganisationKind.INDIRECT_RESELLER:
+            if home.parent_id in ids:
+                pairs.append((line.organisation, None, home))
+            if home.pk in ids:
+                pairs.append((home, cust, None))
+        elif home.pk in ids and home.kind == OrganisationKind.DIRECT_BILL_PARTNER:
+            pairs.append((home, cust, None))
+        for seller, customer, reseller in pairs:
+            key = (seller.pk, f"c{customer.pk}" if customer else f"r{reseller.pk}", line.currency)  # type: ignore[union-attr]
+            if key not in buckets:
+                buckets[key] = Bucket(seller, customer, reseller, line.currency)
+            buckets[key].lines.append(line)
+    return list(buckets.values()), dict(unassigned)
+
+
+def _vat(seller: Organisation, bucket: Bucket, on: dt.date) -> VatTreatment:
+    buyer: Any = bucket.customer or bucket.reseller
+    language = bucket.customer.locale if bucket.customer else bucket.reseller.default_locale  # type: ignore[union-attr]
+    return determine_vat(seller_country=seller.country, buyer_country=buyer.country, buyer_vat_id=buyer.vat_id,
+                         language=language, on=on)  # fmt: skip
+
+
+def _convert_for(seller_id: int, charge_currency: str, invoice_currency: str, fx: Fx, on: dt.date) -> engine.Convert:
+    def convert(amount: Decimal, currency: str) -> Decimal:
+        if currency == charge_currency:
+            return amount
+        if currency == invoice_currency:
+            return amount / fx.rate
+        found = find_rate(seller_id, currency, charge_currency, on, [])
+        if found is None:
+            raise LookupError(f"no exchange rate {currency}→{charge_currency} on {on}")
+        return amount * found.rate
+
+    return convert
+
+
+@dataclass
+class Drafted:
+    invoice: Invoice | None
+    review: dict[str, Any]
+
+
+def _provider_prices(period: dt.date, lines: list[ChargeLine]) -> dict[int, Decimal]:
+    """What each reseller customer's charge costs the reseller: the provider's price for it."""
+    out: dict[int, Decimal] = {}
+    by_provider: dict[int, list[ChargeLine]] = defaultdict(list)
+    for line in lines:
+        if line.customer is not None and line.customer.organisation.kind == OrganisationKind.INDIRECT_RESELLER:
+            by_provider[line.organisation_id].append(line)
+    end = month_end(period)
+    for provider_id, group in by_provider.items():
+        rules = catalog.rule_specs(provider_id, period, end)
+        for line in group:
+            charge = _to_charge(line, line.customer.organisation_id)  # type: ignore[union-attr]
+            try:
+                from cspdesk.catalog.resolution import select_rule
+
+                rule = select_rule(rules, charge.key())
+                out[line.pk] = engine.price_charge(charge, rule, lambda a, _c: a)
+            except Exception:
+                out[line.pk] = line.cost
+    return out
+
+
+def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.date,
+           reseller_cost: dict[int, Decimal]) -> Drafted:  # fmt: skip
+    seller = bucket.seller
+    end = month_end(period)
+    anomalies: list[dict[str, Any]] = []
+    review: dict[str, Any] = {
+        "seller_id": seller.pk, "seller": seller.legal_name, "buyer": bucket.buyer_key,
+        "buyer_name": (bucket.customer.name if bucket.customer else bucket.reseller.legal_name),  # type: ignore[union-attr]
+        "customer_id": bucket.customer.pk if bucket.customer else None,
+        "reseller_id": bucket.reseller.pk if bucket.reseller else None,
+        "currency": bucket.currency, "anomalies": anomalies,
+    }  # fmt: skip
+    fx = find_rate(seller.pk, bucket.source_currency, bucket.currency, end, bucket.lines)
+    if fx is None:
+        anomalies.append({"code": "no_exchange_rate", "message": f"no exchange rate {bucket.source_currency}→"
+                          f"{bucket.currency} on or before {end}; add one to the rate table",
+                          "source_currency": bucket.source_currency, "target_currency": bucket.currency,
+                          "date": end})  # fmt: skip
+        return Drafted(None, review)
+    try:
+        vat = _vat(seller, bucket, end)
+    except UnsupportedTaxCase as exc:
+        anomalies.append({"code": "unsupported_tax_case", "message": str(exc)})
+        return Drafted(None, review)
+    reseller_id = (
+        bucket.customer.organisation_id if bucket.customer and bucket.customer.organisation.parent_id else None
+    )
+    if bucket.reseller is not None:
+        reseller_id = bucket.reseller.pk
+    charges = [_to_charge(line, reseller_id) for line in bucket.lines]
+    convert = _convert_for(seller.pk, bucket.source_currency, bucket.currency, fx, end)
+    try:
+        rated = engine.rate(charges, rules, convert)
+    except LookupError as exc:
+        anomalies.append({"code": "no_exchange_rate", "message": str(exc)})
+        return Drafted(None, review)
+    for charge, conflict in rated.conflicts:
+        anomalies.append({"code": "price_rule_conflict", "message": str(conflict), "charge_line_id": charge.id,
+                          "rule_ids": [r.id for r in conflict.rules]})  # fmt: skip
+    if rated.unruled:
+        cost = sum((p.charge.cost for p in rated.unruled), ZERO)
+        anomalies.append({"code": "no_price_rule", "message": f"{len(rated.unruled)} charge lines have no price "
+                          f"rule and were billed at cost", "cost": quantize(cost * fx.rate, bucket.currency),
+                          "count": len(rated.unruled), "currency": bucket.currency,
+                          "charge_line_ids": [p.charge.id for p in rated.unruled][:50]})  # fmt: skip
+    drafts = engine.build_lines(rated.priced, bucket.currency, fx.rate)
+    invoice = Invoice.objects.create(
+        run=run, organisation=seller, customer=bucket.customer, buyer_organisation=bucket.reseller, period=period,
+        currency=bucket.currency, source_currency=bucket.source_currency,
+        exchange_rate=fx.rate if bucket.source_currency != bucket.currency else None,
+        exchange_rate_date=fx.rate_date if bucket.source_currency != bucket.currency else None,
+        exchange_rate_provider=fx.provider if bucket.source_currency != bucket.currency else "",
+        language=bucket.customer.locale if bucket.customer else bucket.reseller.default_locale,  # type: ignore[union-attr]
+    )  # fmt: skip
+    line_rows: list[InvoiceLine] = []
+    for i, d in enumerate(drafts, start=1):
+        cost = d.cost
+        if bucket.reseller is None and reseller_cost and bucket.customer and bucket.customer.organisation.parent_id:
+            cost = quantize(sum((reseller_cost.get(cid, c) * fx.rate for cid, c, _p in d.charges), ZERO),
+                            bucket.currency)  # fmt: skip
+        line_rows.append(InvoiceLine(
+            invoice=invoice, position=i, description=d.description[:400], group=d.group[:400], item_id=d.item_id,
+            quantity=d.quantity, unit_price=d.unit_price, net_amount=d.net_amount, cost=cost,
+            vat_category=vat.category.value, vat_rate=vat.rate, vat_exemption_code=vat.exemption_code,
+            vat_exemption_reason=vat.exemption_reason, period_start=d.period_start, period_end=d.period_end,
+            price_rule_id=d.rule_id, method=d.method,
+        ))  # fmt: skip
+    if bucket.customer is not None:
+        spend = sum((d.net_amount for d in drafts), ZERO)
+        line_rows += _support_lines(invoice, bucket.customer, period, spend, vat, len(line_rows), anomalies)
+    if not line_rows:
+        invoice.delete()
+        return Drafted(None, review)
+    InvoiceLine.objects.bulk_create(line_rows)
+    sources = [
+        InvoiceLineCharge(line=row, charge_line_id=cid, cost=cost.quantize(Decimal("0.000001")),
+                          price=price.quantize(Decimal("0.000001")))
+        for row, d in zip(line_rows, drafts, strict=False)
+        for cid, cost, price in d.charges
+    ]  # fmt: skip
+    InvoiceLineCharge.objects.bulk_create(sources, batch_size=2000)
+    _set_totals(invoice, line_rows)
+    return Drafted(invoice, review)
+
+
+def _support_lines(invoice: Invoice, customer: Customer, period: dt.date, spend: Decimal, vat: VatTreatment,
+                   offset: int, anomalies: list[dict[str, Any]]) -> list[InvoiceLine]:  # fmt: skip
+    end = month_end(period)
+    out: list[InvoiceLine] = []
+    for a in catalog.support_assignments(invoice.organisation_id, period, end):
+        if a.customer_id != customer.pk:
+            continue
+        plan = a.plan
+        if plan.currency != invoice.currency:
+            anomalies.append({"code": "support_plan_currency", "message": f"support plan {plan.name!r} is in "
+                              f"{plan.currency}, the invoice in {invoice.currency}: not billed", "plan": plan.name,
+                              "plan_currency": plan.currency, "currency": invoice.currency})  # fmt: skip
+            continue
+        items: list[tuple[str, Decimal, Decimal, str]] = []  # description, quantity, amount, unit code
+        if plan.price_model in ("flat_monthly", "percent_of_spend"):
+            fee = engine.support_fee(plan.price_model, amount=plan.amount, percent=plan.percent,
+                                     minimum=plan.minimum, maximum=plan.maximum, spend=spend)  # fmt: skip
+            items.append((f"{plan.name}", ONE, fee, "MON"))
+        else:
+            for ch in catalog.support_charges(customer.pk, plan.pk, period, end):
+                fee = engine.support_fee(plan.price_model, amount=plan.amount, percent=None, minimum=None,
+                                         maximum=None, quantity=ch.quantity)  # fmt: skip
+                items.append((f"{plan.name}: {ch.description} ({ch.reference})", ch.quantity, fee, "C62"))
+        for desc, qty, fee, _unit in items:
+            q, unit, net = engine.line_amounts(fee, qty, invoice.currency)
+            out.append(InvoiceLine(
+                invoice=invoice, position=offset + len(out) + 1, kind=LineKind.SUPPORT, description=desc[:400],
+                group=plan.name, item_id=f"support:{plan.pk}", quantity=q, unit_price=unit, net_amount=net,
+                cost=ZERO, vat_category=vat.category.value, vat_rate=vat.rate, vat_exemption_code=vat.exemption_code,
+                vat_exemption_reason=vat.exemption_reason, period_start=period, period_end=end, method="support",
+            ))  # fmt: skip
+    return out
+
+
+def doc_lines(lines: list[InvoiceLine], currency: str) -> list[DocLine]:
+    out = []
+    for ln in lines:
+        treatment = VatTreatment(VatCategory(ln.vat_category), Decimal(ln.vat_rate).normalize() + 0,
+                                 ln.vat_exemption_code, ln.vat_exemption_reason)  # fmt: skip
+        out.append(DocLine(
+            id=str(ln.position), description=ln.description, group=ln.group, quantity=Decimal(ln.quantity).normalize(),
+            unit_price=Decimal(ln.unit_price), net_amount=quantize(Decimal(ln.net_amount), currency), vat=treatment,
+            unit_code="MON" if ln.kind == LineKind.SUPPORT and ln.quantity == 1 else "C62",
+            period_start=ln.period_start, period_end=ln.period_end, item_id=ln.item_id,
+            reference=f"invoice line {ln.pk}" if ln.pk else "",
+        ))  # fmt: skip
+    return out
+
+
+def _set_totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
+    totals = compute_totals(doc_lines(lines, invoice.currency), invoice.currency)
+    invoice.net = totals.line_extension
+    invoice.tax = totals.tax_total
+    invoice.total = totals.payable
+    invoice.cost = sum((Decimal(ln.cost) for ln in lines), ZERO)
+    invoice.save(update_fields=["net", "tax", "total", "cost"])
+
+
+def _previous_net(review: dict[str, Any], period: dt.date) -> Decimal | None:
+    qs = Invoice.objects.filter(
+        period=previous_period(period), status=InvoiceStatus.FINALIZED, kind=InvoiceKind.INVOICE,
+        organisation_id=review["seller_id"], currency=review["currency"],
+    )  # fmt: skip
+    qs = qs.filter(customer_id=review["customer_id"]) if review["customer_id"] else qs.filter(
+        buyer_organisation_id=review["reseller_id"])  # fmt: skip
+    return qs.aggregate(s=Sum("net"))["s"] if qs.exists() else None
+
+
+@transaction.atomic
+def bill(actor: Actor, period: dt.date, *, threshold: Decimal | None = None) -> BillingRun:
+    """Rate every charge line of ``period`` into draft invoices, replacing the period's drafts in scope.
+    :func:`cspdesk.billing.runs.start_run` does the same split per buyer over the workers."""
+    threshold = move_threshold() if threshold is None else threshold
+    run, sellers, replaced = begin_run(actor, period)
+    lines = list(billable_charge_lines(period).select_related("customer__organisation", "organisation", "source"))
+    buckets, unassigned = _buckets(sellers, lines)
+    reseller_cost = _provider_prices(period, lines)
+    end = month_end(period)
+    rules_of: dict[int, list[RuleSpec]] = {}
+    customers: list[dict[str, Any]] = []
+    invoices: list[Invoice] = []
+    for bucket in sorted(buckets, key=bucket_order):
+        if bucket.seller.pk not in rules_of:
+            rules_of[bucket.seller.pk] = catalog.rule_specs(bucket.seller.pk, period, end)
+        drafted = _draft(run, bucket, rules_of[bucket.seller.pk], period, reseller_cost)
+        if drafted.invoice is not None:
+            invoices.append(drafted.invoice)
+        customers.append(review_of(drafted, period, threshold))
+    finish_review(actor, run, period, charge_lines=len(lines), invoices=invoices, customers=customers,
+                  unassigned=unassigned, replaced=replaced, threshold=threshold)  # fmt: skip
+    return run
+
+
+def begin_run(actor: Actor, period: dt.date) -> tuple[BillingRun, list[Organisation], int]:
+    """A new run for ``period``: the period's drafts in the actor's scope are deleted and their runs replaced.
+    Returns the run, the sellers in scope and how many drafts were replaced. Call inside a transaction."""
+    permissions.require(actor, Perm.INVOICES_CHANGE)
+    sellers = _sellers(actor)
+    seller_ids = [s.pk for s in sellers]
+    if BillingRun.objects.filter(period=period, status=RunStatus.FINALIZING,
+                                 invoices__organisation_id__in=seller_ids).exists():  # fmt: skip
+        raise Conflict("a finalization of this period is in progress; finish it first", code="finalizing")
+    drafts = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT, organisation_id__in=seller_ids)
+    replaced_runs = set(drafts.values_list("run_id", flat=True))
+    replaced = drafts.count()
+    InvoiceLineCharge.objects.filter(line__invoice__in=drafts).delete()
+    InvoiceLine.objects.filter(invoice__in=drafts).delete()
+    drafts.delete()
+    BillingRun.objects.filter(pk__in=replaced_runs, status=RunStatus.DRAFT).exclude(
+        invoices__status=InvoiceStatus.FINALIZED).update(status=RunStatus.REPLACED)  # fmt: skip
+    run = BillingRun.objects.create(period=period, organisation_id=actor.organisation_id, created_by=actor.username)
+    return run, sellers, replaced
+
+
+def bucket_order(bucket: Bucket) -> tuple[int, str, str]:
+    """The order a run drafts and reviews its buckets in."""
+    return (bucket.seller.pk, bucket.buyer_key, bucket.source_currency)
+
+
+def review_of(drafted: Drafted, period: dt.date, threshold: Decimal) -> dict[str, Any]:
+    """One buyer's review entry: cost, price, margin, the move against last period, the anomalies."""
+    r = drafted.review
+    inv = drafted.invoice
+    if inv is not None:
+        r.update(invoice_id=inv.pk, cost=inv.cost, price=inv.net, margin=inv.net - inv.cost, tax=inv.tax,
+                 total=inv.total)  # fmt: skip
+        if inv.net - inv.cost < 0:
+            r["anomalies"].append({"code": "negative_margin", "message": f"price {inv.net} is below cost "
+                                   f"{inv.cost} {inv.currency}", "price": inv.net, "cost": inv.cost,
+                                   "currency": inv.currency})  # fmt: skip
+        prev = _previous_net(r, period)
+        r["previous_price"] = prev
+        if prev:
+            change = ((inv.net - prev) / abs(prev) * 100).quantize(Decimal("0.1"))
+            r["change_percent"] = change
+            if abs(change) > threshold:
+                r["anomalies"].append({"code": "bill_moved", "message": f"the bill moved {change}% from the "
+                                       f"previous period (threshold {threshold}%)", "change_percent": change,
+                                       "threshold_percent": threshold})  # fmt: skip
+        else:
+            r["change_percent"] = None
+    else:
+        r.update(invoice_id=None, cost=None, price=None, margin=None)
+    return r
+
+
+def finish_review(actor: Actor, run: BillingRun, period: dt.date, *, charge_lines: int, invoices: list[Invoice],
+                  customers: list[dict[str, Any]], unassigned: dict[int, Decimal], replaced: int,
+                  threshold: Decimal) -> None:  # fmt: skip
+    """Write the run's review (totals, every buyer's entry, the organisation anomalies) and its audit event."""
+    org_anomalies = [
+        {"code": "unassigned_cost", "organisation_id": org_id, "cost": cost,
+         "message": f"{cost} of Microsoft cost belongs to tenants cspdesk does not know (see the recon import)"}
+        for org_id, cost in sorted(unassigned.items()) if cost
+    ]  # fmt: skip
+    totals: dict[str, dict[str, Decimal]] = {}
+    for inv in invoices:
+        t = totals.setdefault(inv.currency, {"cost": ZERO, "net": ZERO, "tax": ZERO, "total": ZERO, "margin": ZERO})
+        t["cost"] += inv.cost
+        t["net"] += inv.net
+        t["tax"] += inv.tax
+        t["total"] += inv.total
+        t["margin"] += inv.net - inv.cost
+    anomaly_count = sum(len(c["anomalies"]) for c in customers) + len(org_anomalies)
+    run.review = to_jsonable({
+        "period": f"{period:%Y-%m}", "charge_lines": charge_lines, "invoices": len(invoices),
+        "replaced_drafts": replaced, "totals": totals, "customers": customers, "anomalies": org_anomalies,
+        "anomaly_count": anomaly_count, "move_threshold_percent": threshold,
+    })  # fmt: skip
+    run.save(update_fields=["review"])
+    audit.record(actor, "billing.run_drafted", obj=run, after={"period": f"{period:%Y-%m}", "invoices": len(invoices),
+                 "replaced_drafts": replaced, "anomalies": anomaly_count})  # fmt: skip
+
+
+# ---------------------------------------------------------------- numbering and finalization
+
+
+def lock_number_series(organisation_id: int, series: str, year: int) -> NumberSeries:
+    """The series row, locked until the transaction ends (created first if missing, race-free)."""
+    NumberSeries.objects.bulk_create(
+        [NumberSeries(organisation_id=organisation_id, series=series, year=year)], ignore_conflicts=True
+    )
+    return NumberSeries.objects.select_for_update().get(organisation_id=organisation_id, series=series, year=year)
+
+
+def _series_of(invoice: Invoice) -> str:
+    base = invoice.organisation.invoice_series
+    return base if invoice.kind == InvoiceKind.INVOICE else f"{base}-CN"
+
+
+def _assign_number(invoice: Invoice, today: dt.date) -> None:
+    series = _series_of(invoice)
+    row = lock_number_series(invoice.organisation_id, series, today.year)
+    row.last += 1
+    row.save(update_fields=["last"])
+    invoice.series, invoice.year, invoice.sequence = series, today.year, row.last
+    invoice.number = f"{series}-{today.year}-{row.last:06d}"
+    invoice.issue_date = today
+    terms = (
+        invoice.customer.effective_payment_terms_days() if invoice.customer else invoice.organisation.payment_terms_days
+    )
+    invoice.due_date = today + dt.timedelta(days=terms)
+    invoice.status = InvoiceStatus.FINALIZED
+    invoice.finalized_at = clock.now()
+
+
+def finalize_invoice(actor: Actor, invoice_id: int) -> Invoice:
+    """Number and freeze one draft invoice (idempotent: a finalized one is returned as it is)."""
+    permissions.require(actor, Perm.INVOICES_CHANGE)
+    with transaction.atomic():
+        qs = selectors.invoices_for(actor, Perm.INVOICES_CHANGE).select_for_update(of=("self",))
+        invoice = tenancy_selectors.get_or_404(qs, invoice_id, "invoice")
+        if invoice.status == InvoiceStatus.FINALIZED:
+            return invoice
+        if not invoice.lines.exists():
+            raise ValidationFailed(f"invoice {invoice.pk} has no lines", code="empty_invoice")
+        _assign_number(invoice, clock.today())
+        invoice.save()
+        audit.record(actor, "billing.invoice_finalized", obj=invoice, organisation_id=invoice.organisation_id,
+                     customer_id=invoice.customer_id, after={"number": invoice.number, "total": invoice.total,
+                     "currency": invoice.currency, "due_date": invoice.due_date})  # fmt: skip
+    _pay_from_customer_credit(actor, invoice)
+    return invoice
+
+
+def _pay_from_customer_credit(actor: Actor, invoice: Invoice) -> None:
+    """A new invoice is first paid from the customer's credit (earlier overpayments), so the customer is never
+    asked for money the partner already holds. The allocations are the payments app's, each audited there."""
+    if invoice.kind != InvoiceKind.INVOICE or invoice.customer_id is None:
+        return
+    # Payments is built on billing's invoices; this is the one place billing hands over to it, so the import
+    # is made here rather than at module level, where it would be circular.
+    from cspdesk.payments import selectors as payment_selectors
+    from cspdesk.payments import services as payments
+
+    if payment_selectors.customer_credit(invoice.customer_id, invoice.currency) <= 0:
+        return  # the usual case, answered with one query
+    payer = actor
+    if not permissions.has(actor, Perm.PAYMENTS_CHANGE):
+        payer = Actor.system(f"finalize:{actor.username}", request_id=actor.request_id)
+    payments.apply_customer_credit(payer, invoice.customer_id)
+
+
+def finalize_run(actor: Actor, run_id: int) -> BillingRun:
+    """draft → finalizing → finalized; refuses while blocking anomalies (conflicts, missing rates) remain."""
+    permissions.require(actor, Perm.INVOICES_CHANGE)
+    with transaction.atomic():
+        run = tenancy_selectors.get_or_404(selectors.runs_for(actor).select_for_update(), run_id, "billing run")
+        if run.status == RunStatus.FINALIZED:
+            return run
+        if run.status == RunStatus.REPLACED:
+            raise Conflict(f"run {run.pk} was replaced by a later run", code="replaced")
+        if run.review.get("drafting"):
+            raise Conflict(f"run {run.pk} is still being drafted by the workers", code="drafting")
+        blocking = [a for c in run.review.get("customers", []) for a in c["anomalies"] if a["code"] in BLOCKING]
+        if blocking:
+            raise Conflict(f"{len(blocking)} blocking anomalies: {blocking[0]['message']}", code="blocking_anomalies")
+        run.status = RunStatus.FINALIZING
+        run.save(update_fields=["status"])
+    for pk in run.invoices.filter(status=InvoiceStatus.DRAFT).order_by("pk").values_list("pk", flat=True):
+        finalize_invoice(actor, pk)
+    with transaction.atomic():
+        run.status = RunStatus.FINALIZED
+        run.finalized_at = clock.now()
+        run.save(update_fields=["status", "finalized_at"])
+        audit.record(actor, "billing.run_finalized", obj=run, after={"invoices": run.invoices.count()})
+    return run
+
+
+# ---------------------------------------------------------------- credit notes
+
+
+@transaction.atomic
+def issue_credit_note(actor: Actor, invoice_id: int, *, reason: str, positions: list[int] | None = None) -> Invoice:
+    """A finalized credit note for the whole invoice or some of its lines (each line at most once)."""
+    permissions.require(actor, Perm.INVOICES_CHANGE)
+    qs = selectors.invoices_for(actor, Perm.INVOICES_CHANGE).select_for_update(of=("self",))
+    original = tenancy_selectors.get_or_404(qs, invoice_id, "invoice")
+    if original.kind != InvoiceKind.INVOICE or original.status != InvoiceStatus.FINALIZED:
+        raise Conflict("only a finalized invoice can be credited", code="not_creditable")
+    if not reason.strip():
+        raise ValidationFailed("say why the invoice is credited", field="reason")
+    lines = list(original.lines.order_by("position"))
+    if positions:
+        unknown = set(positions) - {ln.position for ln in lines}
+        if unknown:
+            raise ValidationFailed(f"invoice {original.number} has no line {sorted(unknown)[0]}", field="positions")
+        lines = [ln for ln in lines if ln.position in positions]
+    credited = set(
+        InvoiceLine.objects.filter(invoice__credited_invoice=original).values_list("item_id", "group", "description",
+                                                                                   "period_start", "net_amount")
+    )  # fmt: skip
+    again = [ln for ln in lines if (ln.item_id, ln.group, ln.description, ln.period_start, ln.net_amount) in credited]
+    if again:
+        raise Conflict(f"line {again[0].position} of {original.number} is already credited", code="already_credited")
+    note = Invoice(
+        kind=InvoiceKind.CREDIT_NOTE, organisation=original.organisation, customer=original.customer,
+        buyer_organisation=original.buyer_organisation, period=original.period, currency=original.currency,
+        source_currency=original.source_currency, exchange_rate=original.exchange_rate,
+        exchange_rate_date=original.exchange_rate_date, exchange_rate_provider=original.exchange_rate_provider,
+        language=original.language, credited_invoice=original, reason=reason.strip()[:300],
+    )  # fmt: skip
+    _assign_number(note, clock.today())
+    note.status = InvoiceStatus.DRAFT  # lines first, then frozen
+    note.save()
+    copies = []
+    for i, ln in enumerate(lines, start=1):
+        copies.append(InvoiceLine(
+            invoice=note, position=i, kind=ln.kind, description=ln.description, group=ln.group, item_id=ln.item_id,
+            quantity=ln.quantity, unit_price=ln.unit_price, net_amount=ln.net_amount, cost=ln.cost,
+            vat_category=ln.vat_category, vat_rate=ln.vat_rate, vat_exemption_code=ln.vat_exemption_code,
+            vat_exemption_reason=ln.vat_exemption_reason, period_start=ln.period_start, period_end=ln.period_end,
+            price_rule_id=ln.price_rule_id, method=ln.method,
+        ))  # fmt: skip
+    InvoiceLine.objects.bulk_create(copies)
+    totals = compute_totals(doc_lines(copies, note.currency), note.currency)
+    note.net, note.tax, note.total = totals.line_extension, totals.tax_total, totals.payable
+    note.cost = sum((Decimal(c.cost) for c in copies), ZERO)
+    note.status = InvoiceStatus.FINALIZED
+    note.save()
+    audit.record(actor, "billing.credit_note_issued", obj=note, organisation_id=note.organisation_id,
+                 customer_id=note.customer_id, after={"number": note.number, "credits": original.number,
+                 "total": note.total, "lines": [ln.position for ln in lines], "reason": note.reason})  # fmt: skip
+    if note.customer_id is not None:
+        _balance_changed(note.customer_id)
+    return note
+
+
+def _balance_changed(customer_id: int) -> None:
+    """A credit note lowers what the customer owes: the payments app refreshes the overdue position and
+    collections re-checks the case at once (a cleared balance reactivates what it suspended). Imported here
+    for the same reason as in :func:`_pay_from_customer_credit`."""
+    from cspdesk.payments import services as payments
+
+    payments.on_balance_changed(customer_id)
+
+
+def balance(invoice: Invoice) -> Decimal:
+    """What is still owed: the total less finalized credit notes (payments arrive with the payments app)."""
+    if invoice.kind != InvoiceKind.INVOICE:
+        return ZERO
+    credited = invoice.credit_notes.filter(status=InvoiceStatus.FINALIZED).aggregate(s=Sum("total"))["s"] or ZERO
+    return invoice.total - credited
+
+
+def update_draft_line(actor: Actor, invoice_id: int, position: int, *, description: str) -> InvoiceLine:
+    """Reword a draft invoice line; a finalized invoice refuses (409 ``finalized``)."""
+    permissions.require(actor, Perm.INVOICES_CHANGE)
+    with transaction.atomic():
+        qs = selectors.invoices_for(actor, Perm.INVOICES_CHANGE).select_for_update(of=("self",))
+        invoice = tenancy_selectors.get_or_404(qs, invoice_id, "invoice")
+        if invoice.status == InvoiceStatus.FINALIZED:
+            raise Conflict(f"{invoice.number} is finalized; issue a credit note", code="finalized")
+        line = invoice.lines.filter(position=position).first()
+        if line is None:
+            raise NotFound(f"invoice {invoice.pk} has no line {position}")
+        before = {"description": line.description}
+        line.description = description[:400]
+        line.save(update_fields=["description"])
+        audit.record(actor, "billing.draft_line_updated", obj=line, organisation_id=invoice.organisation_id,
+                     before=before, after={"description": line.description})  # fmt: skip
+    return line
+
+
+def add_exchange_rate(actor: Actor, *, source: str, target: str, rate: Decimal, rate_date: dt.date,
+                      provider: str = "", organisation_id: int | None = None) -> ExchangeRate:  # fmt: skip
+    permissions.require(actor, Perm.INVOICES_CHANGE)
+    org_id = organisation_id if actor.is_system and organisation_id else actor.organisation_pk
+    if org_id is None:
+        raise ValidationFailed("say which organisation the rate belongs to", field="organisation_id")
+    for name, code in (("source_currency", source), ("target_currency", target)):
+        if not is_currency(code.upper()):
+            raise ValidationFailed(f"{code!r} is not an ISO 4217 currency code", field=name)
+    if source.upper() == target.upper():
+        raise ValidationFailed("a rate converts between two different currencies", field="target_currency")
+    if rate <= 0:
+        raise ValidationFailed("a rate is positive", field="rate")
+    with transaction.atomic():
+        try:
+            row, _ = ExchangeRate.objects.update_or_create(
+                organisation_id=org_id, source_currency=source.upper(), target_currency=target.upper(),
+                rate_date=rate_date, defaults={"rate": rate, "provider": provider},
+            )  # fmt: skip
+        except IntegrityError as exc:
+            raise Conflict(str(exc), code="fx_rate") from exc
+        audit.record(actor, "billing.exchange_rate_set", obj=row, organisation_id=org_id, after=audit.snapshot(row))
+    return row
+
+
+def latest_draft_run(period: dt.date) -> BillingRun | None:
+    """The period's newest run still to finalize (draft, or interrupted while finalizing)."""
+    return (
+        BillingRun.objects.filter(period=period, status__in=[RunStatus.DRAFT, RunStatus.FINALIZING])
+        .order_by("-created_at", "-pk")
+        .first()
+    )

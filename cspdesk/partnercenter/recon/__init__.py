@@ -1,0 +1,1 @@
+"""Reconciliation file imports: Microsoft's charges, row by row, into charge lines."""

@@ -1,0 +1,1 @@
+"""The support desk: tickets, SLA clocks, business-hours calendars, escalation."""
