@@ -31,7 +31,7 @@ def _part_key(bucket: services.Bucket) -> str:
 
 
 def _lines(period: dt.date) -> Any:
-    return services.billable_charge_lines(period).select_related("customer__organisation", "organisation", "source")
+    return services.billable_charge_lines(period)
 
 
 @transaction.atomic
@@ -39,7 +39,7 @@ def start_run(actor: Actor, period: dt.date, *, threshold: Decimal | None = None
     """Replace the period's drafts with a new run and enqueue one part per buyer (after the commit)."""
     threshold = services.move_threshold() if threshold is None else threshold
     run, sellers, replaced = services.begin_run(actor, period)
-    lines = list(_lines(period))
+    lines = services.load_charge_lines(_lines(period))
     buckets, unassigned = services._buckets(sellers, lines)
     parts = [
         (_part_key(b), {"seller_id": b.seller.pk, "buyer": b.buyer_key, "currency": b.source_currency})
@@ -70,7 +70,7 @@ def draft_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
         lines_qs = lines_qs.filter(customer_id=int(buyer_id))
     else:
         lines_qs = lines_qs.filter(customer__organisation_id=int(buyer_id))
-    lines: list[ChargeLine] = list(lines_qs)
+    lines: list[ChargeLine] = services.load_charge_lines(lines_qs)
     sellers = list(Organisation.objects.filter(pk__in=batch.params["sellers"]).order_by("pk"))
     buckets, _ = services._buckets(sellers, lines)
     mine = [b for b in buckets if _part_key(b) == part.key]

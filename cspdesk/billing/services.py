@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from django.db.models import Q, QuerySet, Sum
 
 from cspdesk.audit import services as audit
 from cspdesk.catalog import selectors as catalog
+from cspdesk.catalog.models import SupportAssignment
 from cspdesk.catalog.resolution import RuleSpec, category_of
 from cspdesk.core import clock
 from cspdesk.core.actor import Actor
@@ -107,6 +109,24 @@ def billable_charge_lines(period: dt.date) -> QuerySet[ChargeLine]:
     return qs.exclude(pk__in=billed.values("charge_line_id"))
 
 
+def load_charge_lines(qs: QuerySet[ChargeLine]) -> list[ChargeLine]:
+    """The lines of ``qs`` with their customer (and its organisation), organisation and import attached.
+
+    A month holds hundreds of thousands of charge lines but only thousands of customers: each related row is
+    read once and shared, instead of joined and built again for every line (five model objects per line).
+    """
+    lines = list(qs)
+    customers = Customer.objects.select_related("organisation").in_bulk({ln.customer_id for ln in lines} - {None})
+    organisations = Organisation.objects.in_bulk({ln.organisation_id for ln in lines})
+    imports = Import.objects.in_bulk({ln.source_id for ln in lines})
+    fields = [ChargeLine._meta.get_field(name) for name in ("customer", "organisation", "source")]
+    for line in lines:
+        cust = customers[line.customer_id] if line.customer_id is not None else None
+        for f, value in zip(fields, (cust, organisations[line.organisation_id], imports[line.source_id]), strict=True):
+            f.set_cached_value(line, value)  # type: ignore[union-attr]
+    return lines
+
+
 def _to_charge(line: ChargeLine, reseller_id: int | None) -> engine.Charge:
     list_cost = None
     if line.credit_type == "Partner earned credit" and line.credit:
@@ -134,17 +154,12 @@ class Fx:
     provider: str
 
 
-def find_rate(organisation_id: int, source: str, target: str, on: dt.date, lines: list[ChargeLine]) -> Fx | None:
+def find_rate(organisation_id: int, source: str, target: str, on: dt.date, lines: list[ChargeLine],
+              table: Callable[[int, str, str, dt.date], ExchangeRate | None] | None = None) -> Fx | None:  # fmt: skip
     """The partner's configured rate in force on ``on``, else the Microsoft file's rate, else ``None``."""
     if source == target:
         return Fx(ONE, on, "")
-    row = (
-        ExchangeRate.objects.filter(
-            organisation_id=organisation_id, source_currency=source, target_currency=target, rate_date__lte=on
-        )
-        .order_by("-rate_date")
-        .first()
-    )
+    row = (table or _table_rate)(organisation_id, source, target, on)
     if row is not None:
         return Fx(row.rate, row.rate_date, row.provider or "partner rate table")
     for line in lines:  # PCToBCExchangeRate: 1 pricing currency = r billing currency
@@ -155,6 +170,16 @@ def find_rate(organisation_id: int, source: str, target: str, on: dt.date, lines
                 "Microsoft reconciliation file",
             )
     return None
+
+
+def _table_rate(organisation_id: int, source: str, target: str, on: dt.date) -> ExchangeRate | None:
+    return (
+        ExchangeRate.objects.filter(
+            organisation_id=organisation_id, source_currency=source, target_currency=target, rate_date__lte=on
+        )
+        .order_by("-rate_date")
+        .first()
+    )
 
 
 # ---------------------------------------------------------------- billing a period
@@ -219,18 +244,68 @@ def _vat(seller: Organisation, bucket: Bucket, on: dt.date) -> VatTreatment:
                          language=language, on=on)  # fmt: skip
 
 
-def _convert_for(seller_id: int, charge_currency: str, invoice_currency: str, fx: Fx, on: dt.date) -> engine.Convert:
+def _convert_for(seller_id: int, charge_currency: str, invoice_currency: str, fx: Fx, on: dt.date,
+                 cache: RunCache) -> engine.Convert:  # fmt: skip
     def convert(amount: Decimal, currency: str) -> Decimal:
         if currency == charge_currency:
             return amount
         if currency == invoice_currency:
             return amount / fx.rate
-        found = find_rate(seller_id, currency, charge_currency, on, [])
+        found = find_rate(seller_id, currency, charge_currency, on, [], cache.table_rate)
         if found is None:
             raise LookupError(f"no exchange rate {currency}→{charge_currency} on {on}")
         return amount * found.rate
 
     return convert
+
+
+class RunCache:
+    """What every draft of one run looks up, read once for the run instead of once per invoice: the support
+    plans of each seller's customers, last period's invoiced amounts, the partner's exchange rates.
+
+    ``whole_run=False`` (one buyer's part of a split run) reads only that buyer's rows, on demand.
+    """
+
+    def __init__(self, period: dt.date, *, whole_run: bool = True) -> None:
+        self.period, self.end, self.whole_run = period, month_end(period), whole_run
+        self._support: dict[int, dict[int, list[SupportAssignment]]] = {}
+        self._previous: dict[tuple[int, str, str], Decimal] | None = None
+        self._rates: dict[tuple[int, str, str, dt.date], ExchangeRate | None] = {}
+
+    def support_of(self, seller_id: int, customer_id: int) -> list[SupportAssignment]:
+        if not self.whole_run:
+            return catalog.support_assignments(seller_id, self.period, self.end, customer_id=customer_id)
+        if seller_id not in self._support:
+            by_customer: dict[int, list[SupportAssignment]] = defaultdict(list)
+            for a in catalog.support_assignments(seller_id, self.period, self.end):
+                by_customer[a.customer_id].append(a)
+            self._support[seller_id] = by_customer
+        return self._support[seller_id].get(customer_id, [])
+
+    def previous_net(self, review: dict[str, Any]) -> Decimal | None:
+        """The buyer's net invoiced by the seller in the currency last period (``None``: no invoice then)."""
+        if not self.whole_run:
+            return _previous_net(review, self.period)
+        if self._previous is None:
+            self._previous = {}
+            rows = (
+                Invoice.objects.filter(period=previous_period(self.period), status=InvoiceStatus.FINALIZED,
+                                       kind=InvoiceKind.INVOICE)
+                .values_list("organisation_id", "currency", "customer_id", "buyer_organisation_id")
+                .annotate(s=Sum("net"))
+                .order_by()
+            )  # fmt: skip
+            for org, currency, customer, buyer, net in rows:
+                key = (org, currency, f"c{customer}" if customer is not None else f"r{buyer}")
+                self._previous[key] = self._previous.get(key, ZERO) + net
+        buyer = f"c{review['customer_id']}" if review["customer_id"] else f"r{review['reseller_id']}"
+        return self._previous.get((review["seller_id"], review["currency"], buyer))
+
+    def table_rate(self, organisation_id: int, source: str, target: str, on: dt.date) -> ExchangeRate | None:
+        key = (organisation_id, source, target, on)
+        if key not in self._rates:
+            self._rates[key] = _table_rate(organisation_id, source, target, on)
+        return self._rates[key]
 
 
 @dataclass
@@ -262,7 +337,8 @@ def _provider_prices(period: dt.date, lines: list[ChargeLine]) -> dict[int, Deci
 
 
 def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.date,
-           reseller_cost: dict[int, Decimal]) -> Drafted:  # fmt: skip
+           reseller_cost: dict[int, Decimal], cache: RunCache | None = None) -> Drafted:  # fmt: skip
+    cache = cache or RunCache(period, whole_run=False)
     seller = bucket.seller
     end = month_end(period)
     anomalies: list[dict[str, Any]] = []
@@ -273,7 +349,7 @@ def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.da
         "reseller_id": bucket.reseller.pk if bucket.reseller else None,
         "currency": bucket.currency, "anomalies": anomalies,
     }  # fmt: skip
-    fx = find_rate(seller.pk, bucket.source_currency, bucket.currency, end, bucket.lines)
+    fx = find_rate(seller.pk, bucket.source_currency, bucket.currency, end, bucket.lines, cache.table_rate)
     if fx is None:
         anomalies.append({"code": "no_exchange_rate", "message": f"no exchange rate {bucket.source_currency}→"
                           f"{bucket.currency} on or before {end}; add one to the rate table",
@@ -291,7 +367,7 @@ def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.da
     if bucket.reseller is not None:
         reseller_id = bucket.reseller.pk
     charges = [_to_charge(line, reseller_id) for line in bucket.lines]
-    convert = _convert_for(seller.pk, bucket.source_currency, bucket.currency, fx, end)
+    convert = _convert_for(seller.pk, bucket.source_currency, bucket.currency, fx, end, cache)
     try:
         rated = engine.rate(charges, rules, convert)
     except LookupError as exc:
@@ -307,7 +383,7 @@ def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.da
                           "count": len(rated.unruled), "currency": bucket.currency,
                           "charge_line_ids": [p.charge.id for p in rated.unruled][:50]})  # fmt: skip
     drafts = engine.build_lines(rated.priced, bucket.currency, fx.rate)
-    invoice = Invoice.objects.create(
+    invoice = Invoice(
         run=run, organisation=seller, customer=bucket.customer, buyer_organisation=bucket.reseller, period=period,
         currency=bucket.currency, source_currency=bucket.source_currency,
         exchange_rate=fx.rate if bucket.source_currency != bucket.currency else None,
@@ -330,10 +406,12 @@ def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.da
         ))  # fmt: skip
     if bucket.customer is not None:
         spend = sum((d.net_amount for d in drafts), ZERO)
-        line_rows += _support_lines(invoice, bucket.customer, period, spend, vat, len(line_rows), anomalies)
+        line_rows += _support_lines(invoice, bucket.customer, period, spend, vat, len(line_rows), anomalies,
+                                    cache.support_of(seller.pk, bucket.customer.pk))  # fmt: skip
     if not line_rows:
-        invoice.delete()
         return Drafted(None, review)
+    _set_totals(invoice, line_rows, save=False)
+    invoice.save(force_insert=True)
     InvoiceLine.objects.bulk_create(line_rows)
     sources = [
         InvoiceLineCharge(line=row, charge_line_id=cid, cost=cost.quantize(Decimal("0.000001")),
@@ -342,17 +420,16 @@ def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.da
         for cid, cost, price in d.charges
     ]  # fmt: skip
     InvoiceLineCharge.objects.bulk_create(sources, batch_size=2000)
-    _set_totals(invoice, line_rows)
     return Drafted(invoice, review)
 
 
 def _support_lines(invoice: Invoice, customer: Customer, period: dt.date, spend: Decimal, vat: VatTreatment,
-                   offset: int, anomalies: list[dict[str, Any]]) -> list[InvoiceLine]:  # fmt: skip
+                   offset: int, anomalies: list[dict[str, Any]],
+                   assignments: list[SupportAssignment]) -> list[InvoiceLine]:  # fmt: skip
+    """The support-plan lines of ``customer``'s invoice (``assignments``: its plans in force in the period)."""
     end = month_end(period)
     out: list[InvoiceLine] = []
-    for a in catalog.support_assignments(invoice.organisation_id, period, end):
-        if a.customer_id != customer.pk:
-            continue
+    for a in assignments:
         plan = a.plan
         if plan.currency != invoice.currency:
             anomalies.append({"code": "support_plan_currency", "message": f"support plan {plan.name!r} is in "
@@ -395,13 +472,14 @@ def doc_lines(lines: list[InvoiceLine], currency: str) -> list[DocLine]:
     return out
 
 
-def _set_totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
+def _set_totals(invoice: Invoice, lines: list[InvoiceLine], *, save: bool = True) -> None:
     totals = compute_totals(doc_lines(lines, invoice.currency), invoice.currency)
     invoice.net = totals.line_extension
     invoice.tax = totals.tax_total
     invoice.total = totals.payable
     invoice.cost = sum((Decimal(ln.cost) for ln in lines), ZERO)
-    invoice.save(update_fields=["net", "tax", "total", "cost"])
+    if save:
+        invoice.save(update_fields=["net", "tax", "total", "cost"])
 
 
 def _previous_net(review: dict[str, Any], period: dt.date) -> Decimal | None:
@@ -420,20 +498,21 @@ def bill(actor: Actor, period: dt.date, *, threshold: Decimal | None = None) -> 
     :func:`cspdesk.billing.runs.start_run` does the same split per buyer over the workers."""
     threshold = move_threshold() if threshold is None else threshold
     run, sellers, replaced = begin_run(actor, period)
-    lines = list(billable_charge_lines(period).select_related("customer__organisation", "organisation", "source"))
+    lines = load_charge_lines(billable_charge_lines(period))
     buckets, unassigned = _buckets(sellers, lines)
     reseller_cost = _provider_prices(period, lines)
     end = month_end(period)
+    cache = RunCache(period)
     rules_of: dict[int, list[RuleSpec]] = {}
     customers: list[dict[str, Any]] = []
     invoices: list[Invoice] = []
     for bucket in sorted(buckets, key=bucket_order):
         if bucket.seller.pk not in rules_of:
             rules_of[bucket.seller.pk] = catalog.rule_specs(bucket.seller.pk, period, end)
-        drafted = _draft(run, bucket, rules_of[bucket.seller.pk], period, reseller_cost)
+        drafted = _draft(run, bucket, rules_of[bucket.seller.pk], period, reseller_cost, cache)
         if drafted.invoice is not None:
             invoices.append(drafted.invoice)
-        customers.append(review_of(drafted, period, threshold))
+        customers.append(review_of(drafted, period, threshold, cache))
     finish_review(actor, run, period, charge_lines=len(lines), invoices=invoices, customers=customers,
                   unassigned=unassigned, replaced=replaced, threshold=threshold)  # fmt: skip
     return run
@@ -465,8 +544,9 @@ def bucket_order(bucket: Bucket) -> tuple[int, str, str]:
     return (bucket.seller.pk, bucket.buyer_key, bucket.source_currency)
 
 
-def review_of(drafted: Drafted, period: dt.date, threshold: Decimal) -> dict[str, Any]:
+def review_of(drafted: Drafted, period: dt.date, threshold: Decimal, cache: RunCache | None = None) -> dict[str, Any]:
     """One buyer's review entry: cost, price, margin, the move against last period, the anomalies."""
+    cache = cache or RunCache(period, whole_run=False)
     r = drafted.review
     inv = drafted.invoice
     if inv is not None:
@@ -476,7 +556,7 @@ def review_of(drafted: Drafted, period: dt.date, threshold: Decimal) -> dict[str
             r["anomalies"].append({"code": "negative_margin", "message": f"price {inv.net} is below cost "
                                    f"{inv.cost} {inv.currency}", "price": inv.net, "cost": inv.cost,
                                    "currency": inv.currency})  # fmt: skip
-        prev = _previous_net(r, period)
+        prev = cache.previous_net(r)
         r["previous_price"] = prev
         if prev:
             change = ((inv.net - prev) / abs(prev) * 100).quantize(Decimal("0.1"))
@@ -536,20 +616,63 @@ def _series_of(invoice: Invoice) -> str:
     return base if invoice.kind == InvoiceKind.INVOICE else f"{base}-CN"
 
 
-def _assign_number(invoice: Invoice, today: dt.date) -> None:
-    series = _series_of(invoice)
-    row = lock_number_series(invoice.organisation_id, series, today.year)
+def _number(invoice: Invoice, row: NumberSeries, today: dt.date, now: dt.datetime) -> None:
+    """The next number of ``row``'s series (locked by the caller, saved by the caller), the dates, finalized."""
     row.last += 1
-    row.save(update_fields=["last"])
-    invoice.series, invoice.year, invoice.sequence = series, today.year, row.last
-    invoice.number = f"{series}-{today.year}-{row.last:06d}"
+    invoice.series, invoice.year, invoice.sequence = row.series, row.year, row.last
+    invoice.number = f"{row.series}-{row.year}-{row.last:06d}"
     invoice.issue_date = today
     terms = (
         invoice.customer.effective_payment_terms_days() if invoice.customer else invoice.organisation.payment_terms_days
     )
     invoice.due_date = today + dt.timedelta(days=terms)
     invoice.status = InvoiceStatus.FINALIZED
-    invoice.finalized_at = clock.now()
+    invoice.finalized_at = now
+
+
+def _assign_number(invoice: Invoice, today: dt.date) -> None:
+    row = lock_number_series(invoice.organisation_id, _series_of(invoice), today.year)
+    _number(invoice, row, today, clock.now())
+    row.save(update_fields=["last"])
+
+
+FINALIZE_CHUNK = 500  # invoices numbered and frozen per transaction by finalize_run
+
+
+def _finalize(actor: Actor, invoices: list[Invoice]) -> None:
+    """Number and freeze ``invoices`` (drafts, locked by the caller, in the order they are numbered): one lock
+    of each number series, one UPDATE and one audit INSERT for all of them. Call inside a transaction."""
+    if not invoices:
+        return
+    with_lines = set(
+        InvoiceLine.objects.filter(invoice_id__in=[i.pk for i in invoices]).values_list("invoice_id", flat=True)
+    )
+    for invoice in invoices:
+        if invoice.pk not in with_lines:
+            raise ValidationFailed(f"invoice {invoice.pk} has no lines", code="empty_invoice")
+    today, now = clock.today(), clock.now()
+    series_rows: dict[tuple[int, str], NumberSeries] = {}
+    for invoice in invoices:
+        series = _series_of(invoice)
+        key = (invoice.organisation_id, series)
+        if key not in series_rows:
+            series_rows[key] = lock_number_series(invoice.organisation_id, series, today.year)
+        _number(invoice, series_rows[key], today, now)
+    for row in series_rows.values():
+        row.save(update_fields=["last"])
+    # what differs per invoice through bulk_update's CASE, then what all of them share in one plain UPDATE
+    # (in this order: a finalized invoice must have its number)
+    Invoice.objects.bulk_update(invoices, ["series", "sequence", "number", "due_date"], batch_size=FINALIZE_CHUNK)
+    Invoice.objects.filter(pk__in=[i.pk for i in invoices]).update(
+        status=InvoiceStatus.FINALIZED, issue_date=today, year=today.year, finalized_at=now
+    )
+    for invoice in invoices:
+        invoice._stored_status = invoice.status  # frozen from here on (Invoice.save)
+    audit.record_many(actor, "billing.invoice_finalized", [
+        {"obj": i, "organisation_id": i.organisation_id, "customer_id": i.customer_id,
+         "after": {"number": i.number, "total": i.total, "currency": i.currency, "due_date": i.due_date}}
+        for i in invoices
+    ])  # fmt: skip
 
 
 def finalize_invoice(actor: Actor, invoice_id: int) -> Invoice:
@@ -560,20 +683,15 @@ def finalize_invoice(actor: Actor, invoice_id: int) -> Invoice:
         invoice = tenancy_selectors.get_or_404(qs, invoice_id, "invoice")
         if invoice.status == InvoiceStatus.FINALIZED:
             return invoice
-        if not invoice.lines.exists():
-            raise ValidationFailed(f"invoice {invoice.pk} has no lines", code="empty_invoice")
-        _assign_number(invoice, clock.today())
-        invoice.save()
-        audit.record(actor, "billing.invoice_finalized", obj=invoice, organisation_id=invoice.organisation_id,
-                     customer_id=invoice.customer_id, after={"number": invoice.number, "total": invoice.total,
-                     "currency": invoice.currency, "due_date": invoice.due_date})  # fmt: skip
+        _finalize(actor, [invoice])
     _pay_from_customer_credit(actor, invoice)
     return invoice
 
 
-def _pay_from_customer_credit(actor: Actor, invoice: Invoice) -> None:
+def _pay_from_customer_credit(actor: Actor, invoice: Invoice, *, has_credit: bool | None = None) -> None:
     """A new invoice is first paid from the customer's credit (earlier overpayments), so the customer is never
-    asked for money the partner already holds. The allocations are the payments app's, each audited there."""
+    asked for money the partner already holds. The allocations are the payments app's, each audited there.
+    ``has_credit``: whether the customer holds credit in the invoice's currency, when the caller knows."""
     if invoice.kind != InvoiceKind.INVOICE or invoice.customer_id is None:
         return
     # Payments is built on billing's invoices; this is the one place billing hands over to it, so the import
@@ -581,7 +699,9 @@ def _pay_from_customer_credit(actor: Actor, invoice: Invoice) -> None:
     from cspdesk.payments import selectors as payment_selectors
     from cspdesk.payments import services as payments
 
-    if payment_selectors.customer_credit(invoice.customer_id, invoice.currency) <= 0:
+    if has_credit is None:
+        has_credit = payment_selectors.customer_credit(invoice.customer_id, invoice.currency) > 0
+    if not has_credit:
         return  # the usual case, answered with one query
     payer = actor
     if not permissions.has(actor, Perm.PAYMENTS_CHANGE):
@@ -605,8 +725,25 @@ def finalize_run(actor: Actor, run_id: int) -> BillingRun:
             raise Conflict(f"{len(blocking)} blocking anomalies: {blocking[0]['message']}", code="blocking_anomalies")
         run.status = RunStatus.FINALIZING
         run.save(update_fields=["status"])
-    for pk in run.invoices.filter(status=InvoiceStatus.DRAFT).order_by("pk").values_list("pk", flat=True):
-        finalize_invoice(actor, pk)
+    # The run's drafts in chunks, each chunk numbered and committed in one transaction: an interrupted
+    # finalization leaves whole chunks done and is finished by running it again.
+    from cspdesk.payments import selectors as payment_selectors
+
+    pending = list(run.invoices.filter(status=InvoiceStatus.DRAFT).order_by("pk").values_list("pk", flat=True))
+    scoped = selectors.invoices_for(actor, Perm.INVOICES_CHANGE)
+    for i in range(0, len(pending), FINALIZE_CHUNK):
+        with transaction.atomic():
+            chunk = list(
+                scoped.select_related("customer__organisation")
+                .select_for_update(of=("self",))
+                .filter(pk__in=pending[i : i + FINALIZE_CHUNK], status=InvoiceStatus.DRAFT)
+                .order_by("pk")
+            )
+            _finalize(actor, chunk)
+        credit = payment_selectors.customers_with_credit({i.customer_id for i in chunk if i.customer_id is not None})
+        for invoice in chunk:
+            if (invoice.customer_id, invoice.currency) in credit:
+                _pay_from_customer_credit(actor, invoice, has_credit=True)
     with transaction.atomic():
         run.status = RunStatus.FINALIZED
         run.finalized_at = clock.now()

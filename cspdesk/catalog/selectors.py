@@ -59,11 +59,16 @@ def rule_specs(organisation_id: int, start: dt.date, end: dt.date) -> list[RuleS
     return [spec_of(r) for r in qs.order_by("pk")]
 
 
-def support_assignments(organisation_id: int, start: dt.date, end: dt.date) -> list[SupportAssignment]:
-    """Customers' support plans in force during [start, end] for an organisation's customers (unscoped)."""
+def support_assignments(
+    organisation_id: int, start: dt.date, end: dt.date, *, customer_id: int | None = None
+) -> list[SupportAssignment]:
+    """Customers' support plans in force during [start, end] for an organisation's customers (unscoped), or
+    for one of them."""
     qs = SupportAssignment.objects.filter(plan__organisation_id=organisation_id, effective_from__lte=end).filter(
         Q(effective_to__isnull=True) | Q(effective_to__gte=start)
     )
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
     return list(qs.select_related("plan", "customer").order_by("customer_id", "effective_from", "pk"))
 
 

@@ -178,6 +178,17 @@ def customer_credit(customer_id: int, currency: str | None = None) -> Decimal:
     return total
 
 
+def customers_with_credit(customer_ids: set[int]) -> set[tuple[int, str]]:
+    """The (customer, currency) pairs among ``customer_ids`` with money paid that is on no invoice (one query;
+    :func:`customer_credit` gives the amount for one customer)."""
+    credit: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    ids = sorted(customer_ids)
+    for i in range(0, len(ids), 500):
+        for p in payments_with_unallocated(Payment.objects.filter(customer_id__in=ids[i : i + 500])):
+            credit[(p.customer_id, p.currency)] += Decimal(p.amount) - Decimal(p.refunded) - p.used  # type: ignore[attr-defined,index]
+    return {key for key, amount in credit.items() if amount > 0}
+
+
 def payment_dict(p: Payment) -> dict[str, Any]:
     return {
         "id": p.pk, "organisation_id": p.organisation_id, "customer_id": p.customer_id,
