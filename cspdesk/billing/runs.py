@@ -10,7 +10,9 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from cspdesk.catalog import selectors as catalog
 from cspdesk.core import fanout
@@ -34,17 +36,27 @@ def _lines(period: dt.date) -> Any:
     return services.billable_charge_lines(period)
 
 
+def buyers_per_part() -> int:
+    return max(1, int(getattr(settings, "CSPDESK_BILLING_BUYERS_PER_PART", 50)))
+
+
 @transaction.atomic
-def start_run(actor: Actor, period: dt.date, *, threshold: Decimal | None = None) -> tuple[BillingRun, WorkBatch]:
-    """Replace the period's drafts with a new run and enqueue one part per buyer (after the commit)."""
+def start_run(actor: Actor, period: dt.date, *, threshold: Decimal | None = None,
+              per_part: int | None = None) -> tuple[BillingRun, WorkBatch]:  # fmt: skip
+    """Replace the period's drafts with a new run and enqueue its parts (after the commit): consecutive buyers,
+    ``per_part`` (CSPDESK_BILLING_BUYERS_PER_PART, 50) to a part, so that a part's fixed cost (a task, a
+    transaction, reading the rules) is shared; a part's key is its first buyer's."""
     threshold = services.move_threshold() if threshold is None else threshold
+    per_part = per_part or buyers_per_part()
     run, sellers, replaced = services.begin_run(actor, period)
     lines = services.load_charge_lines(_lines(period))
     buckets, unassigned = services._buckets(sellers, lines)
-    parts = [
-        (_part_key(b), {"seller_id": b.seller.pk, "buyer": b.buyer_key, "currency": b.source_currency})
-        for b in sorted(buckets, key=services.bucket_order)
-    ]
+    ordered = sorted(buckets, key=services.bucket_order)
+    parts = []
+    for i in range(0, len(ordered), per_part):
+        group = ordered[i : i + per_part]
+        buyers = [{"seller_id": b.seller.pk, "buyer": b.buyer_key, "currency": b.source_currency} for b in group]
+        parts.append((_part_key(group[0]), {"buyers": buyers}))
     run.review = {"period": f"{period:%Y-%m}", "drafting": True, "parts": len(parts)}
     run.save(update_fields=["review"])
     batch = fanout.start(
@@ -59,28 +71,37 @@ def start_run(actor: Actor, period: dt.date, *, threshold: Decimal | None = None
 
 
 def draft_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
-    """One buyer's draft invoice; runs inside the part's transaction."""
+    """The draft invoices of a part's buyers; runs inside the part's transaction (all of them or none)."""
     run = BillingRun.objects.get(pk=batch.params["run_id"])
     if run.status != RunStatus.DRAFT:
         return {"skipped": f"run {run.pk} is {run.status}"}
     period = run.period
-    kind, _, buyer_id = part.args["buyer"].partition(":")
-    lines_qs = _lines(period).filter(currency=part.args["currency"])
-    if kind == "customer":
-        lines_qs = lines_qs.filter(customer_id=int(buyer_id))
-    else:
-        lines_qs = lines_qs.filter(customer__organisation_id=int(buyer_id))
+    buyers = part.args.get("buyers") or [part.args]  # a part enqueued before buyers were grouped holds one
+    wanted = {(b["seller_id"], b["buyer"], b["currency"]) for b in buyers}
+    customer_ids = [int(b["buyer"].partition(":")[2]) for b in buyers if b["buyer"].startswith("customer:")]
+    reseller_ids = [int(b["buyer"].partition(":")[2]) for b in buyers if not b["buyer"].startswith("customer:")]
+    lines_qs = _lines(period).filter(currency__in={b["currency"] for b in buyers}).filter(
+        Q(customer_id__in=customer_ids) | Q(customer__organisation_id__in=reseller_ids)
+    )  # fmt: skip
     lines: list[ChargeLine] = services.load_charge_lines(lines_qs)
     sellers = list(Organisation.objects.filter(pk__in=batch.params["sellers"]).order_by("pk"))
     buckets, _ = services._buckets(sellers, lines)
-    mine = [b for b in buckets if _part_key(b) == part.key]
-    if not mine:  # its charge lines were billed or withdrawn since the run started
-        return {"skipped": "no charge lines left for this buyer"}
-    bucket = mine[0]
-    rules = catalog.rule_specs(bucket.seller.pk, period, services.month_end(period))
-    drafted = services._draft(run, bucket, rules, period, services._provider_prices(period, lines))
-    review = services.review_of(drafted, period, Decimal(str(batch.params["threshold"])))
-    return {"review": review}
+    mine = sorted(
+        (b for b in buckets if (b.seller.pk, b.buyer_key, b.source_currency) in wanted), key=services.bucket_order
+    )
+    if not mine:  # their charge lines were billed or withdrawn since the run started
+        return {"skipped": "no charge lines left for these buyers"}
+    threshold = Decimal(str(batch.params["threshold"]))
+    reseller_cost = services._provider_prices(period, lines)
+    cache = services.RunCache(period, whole_run=False)
+    rules_of: dict[int, list[Any]] = {}
+    reviews = []
+    for bucket in mine:
+        if bucket.seller.pk not in rules_of:
+            rules_of[bucket.seller.pk] = catalog.rule_specs(bucket.seller.pk, period, services.month_end(period))
+        drafted = services._draft(run, bucket, rules_of[bucket.seller.pk], period, reseller_cost, cache)
+        reviews.append(services.review_of(drafted, period, threshold, cache))
+    return {"reviews": reviews}
 
 
 def finish_run(batch: WorkBatch) -> dict[str, Any]:
@@ -89,7 +110,11 @@ def finish_run(batch: WorkBatch) -> dict[str, Any]:
     run = BillingRun.objects.select_for_update().get(pk=params["run_id"])
     if run.status != RunStatus.DRAFT:
         return {"run_id": run.pk, "status": run.status}
-    customers = [p.result["review"] for p in batch.parts.order_by("key") if "review" in p.result]
+    customers = [
+        review
+        for p in batch.parts.order_by("key")
+        for review in p.result.get("reviews", [p.result["review"]] if "review" in p.result else [])
+    ]
     # the totals add up the parts' figures as drafted (what services.bill adds up), not the stored columns
     invoices = [
         Invoice(currency=c["currency"], cost=Decimal(c["cost"]), net=Decimal(c["price"]), tax=Decimal(c["tax"]),

@@ -32,11 +32,12 @@ def billable(demo, settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     return demo
 
 
-def test_split_billing_run_equals_the_single_process_run(billable) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("per_part", [1, 3], ids=["one-buyer-per-part", "three-buyers-per-part"])
+def test_split_billing_run_equals_the_single_process_run(billable, per_part) -> None:  # type: ignore[no-untyped-def]
     period = billing.parse_period(PERIOD)
     single = billing.bill(SYSTEM, period)
     expected = snapshots.billing(single)
-    run, batch = billing_runs.start_run(SYSTEM, period)
+    run, batch = billing_runs.start_run(SYSTEM, period, per_part=per_part)
     with pytest.raises(Conflict) as refused:  # half drafted: nothing may be finalized yet
         billing.finalize_run(SYSTEM, run.pk)
     assert refused.value.code == "drafting"
@@ -44,7 +45,9 @@ def test_split_billing_run_equals_the_single_process_run(billable) -> None:  # t
     run.refresh_from_db()
     batch.refresh_from_db()
     assert batch.status == BatchStatus.DONE
-    assert batch.parts.count() == len(expected["review"]["customers"])  # one part per buyer
+    buyers = len(expected["review"]["customers"])
+    assert buyers > 3
+    assert batch.parts.count() == -(-buyers // per_part)  # consecutive buyers, per_part to a part
     assert snapshots.billing(run) == expected
     assert snapshots.duplicates_in(run) == {"buyers": {}, "charge_lines": {}}
     single.refresh_from_db()
@@ -54,7 +57,7 @@ def test_split_billing_run_equals_the_single_process_run(billable) -> None:  # t
 def test_a_part_done_twice_drafts_once(billable) -> None:  # type: ignore[no-untyped-def]
     period = billing.parse_period(PERIOD)
     expected = snapshots.billing(billing.bill(SYSTEM, period))
-    run, batch = billing_runs.start_run(SYSTEM, period)
+    run, batch = billing_runs.start_run(SYSTEM, period, per_part=2)
     first = batch.parts.order_by("key").first()
     assert first is not None
     fanout.run_part(first.pk)
