@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Final
 
 from django.conf import settings
 
 from cspdesk.core.l10n import normalize_language
 
-from ..models import Invoice, InvoiceKind
+from ..models import Invoice, InvoiceKind, InvoiceStatus
 from . import pdf, ubl
-from .model import Address, BankAccount, Document, DocumentKind, ExchangeRate, Party, PrecedingInvoice
+from .model import Address, BankAccount, Document, DocumentKind, ExchangeRate, Line, Party, PrecedingInvoice
 
 TERMS = {
     "en": "{days} days net from the invoice date",
@@ -35,8 +36,6 @@ def _party(name: str, obj: object, vat_id: str, email: str = "") -> Party:
 
 def document_for(invoice: Invoice) -> Document:
     """Build the document from the stored invoice; its totals are recomputed and must equal the stored ones."""
-    from ..services import doc_lines
-
     seller_org = invoice.organisation
     seller = _party(seller_org.legal_name, seller_org, seller_org.vat_id)
     if invoice.customer is not None:
@@ -71,7 +70,7 @@ def document_for(invoice: Invoice) -> Document:
         language=invoice.language,
         seller=seller,
         buyer=buyer,
-        lines=tuple(doc_lines(list(invoice.lines.order_by("position")), invoice.currency)),
+        lines=_lines(invoice),
         due_date=invoice.due_date,
         payment_terms=terms,
         bank=bank,
@@ -98,6 +97,24 @@ def _policy_url(invoice: Invoice) -> str:
     if collections.policy_for_customer(invoice.customer) is None:
         return ""
     return notices.policy_url(invoice.customer, normalize_language(invoice.language))
+
+
+_LINES: Final = "_cspdesk_document_lines"
+
+
+def _lines(invoice: Invoice) -> tuple[Line, ...]:
+    """The document lines, kept on a finalized invoice object (its lines can no longer change), so that
+    rendering its PDF and then its UBL reads them once; a draft's are read every time."""
+    from ..services import doc_lines
+
+    finalized = invoice.status == InvoiceStatus.FINALIZED and invoice.pk is not None
+    if finalized and _LINES in invoice.__dict__:
+        kept: tuple[Line, ...] = invoice.__dict__[_LINES]
+        return kept
+    lines = tuple(doc_lines(list(invoice.lines.order_by("position")), invoice.currency))
+    if finalized:
+        invoice.__dict__[_LINES] = lines
+    return lines
 
 
 def render_pdf(invoice: Invoice) -> bytes:

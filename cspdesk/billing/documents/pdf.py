@@ -8,7 +8,9 @@ twice gives the same bytes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -56,8 +58,56 @@ def _title(doc: Document) -> str:
 
 
 def _country(code: str, doc: Document) -> str:
-    name = Locale.parse(babel_locale(doc.language)).territories.get(code)
+    return _country_name(code, doc.language)
+
+
+# Local formats, kept per process: the same dates, rates and amounts recur on every line and every invoice.
+# Decimals are keyed by their text, which keeps their exponent (1.0 and 1.00 are printed differently).
+@lru_cache(maxsize=512)
+def _country_name(code: str, language: str) -> str:
+    name = Locale.parse(babel_locale(language)).territories.get(code)
     return str(name) if name else code
+
+
+@lru_cache(maxsize=4096)
+def _day(value: date, language: str) -> str:
+    return l10n.day(value, language)
+
+
+@lru_cache(maxsize=1024)
+def _percent_text(rate: str, language: str) -> str:
+    return l10n.percent(Decimal(rate), language)
+
+
+@lru_cache(maxsize=8192)
+def _number_text(value: str, language: str) -> str:
+    return l10n.number(Decimal(value), language)
+
+
+@lru_cache(maxsize=8192)
+def _unit_price_text(value: str, currency: str, language: str) -> str:
+    return l10n.unit_price(Decimal(value), currency, language)
+
+
+@lru_cache(maxsize=8192)
+def _money_text(value: str, currency: str, language: str) -> str:
+    return l10n.money(Decimal(value), currency, language)
+
+
+def _percent(rate: Decimal, language: str) -> str:
+    return _percent_text(str(rate), language)
+
+
+def _number(value: Decimal, language: str) -> str:
+    return _number_text(str(value), language)
+
+
+def _unit_price(value: Decimal, currency: str, language: str) -> str:
+    return _unit_price_text(str(value), currency, language)
+
+
+def _money(value: Decimal, currency: str, language: str) -> str:
+    return _money_text(str(value), currency, language)
 
 
 def _iban(iban: str) -> str:
@@ -94,12 +144,12 @@ def _header(pdf: _Pdf) -> None:
     pdf.set_font(FONT, "B", 18)
     pdf.cell(0, 10, _title(doc), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=9)
-    facts = [(_t("number", doc), doc.number), (_t("issue_date", doc), l10n.day(doc.issue_date, doc.language))]
+    facts = [(_t("number", doc), doc.number), (_t("issue_date", doc), _day(doc.issue_date, doc.language))]
     if doc.due_date:
-        facts.append((_t("due_date", doc), l10n.day(doc.due_date, doc.language)))
+        facts.append((_t("due_date", doc), _day(doc.due_date, doc.language)))
     if doc.period:
         start, end = doc.period
-        facts.append((_t("period", doc), f"{l10n.day(start, doc.language)} – {l10n.day(end, doc.language)}"))
+        facts.append((_t("period", doc), f"{_day(start, doc.language)} – {_day(end, doc.language)}"))
     if doc.buyer_reference:
         facts.append((_t("buyer_reference", doc), doc.buyer_reference))
     for key, value in facts:
@@ -113,7 +163,7 @@ def _header(pdf: _Pdf) -> None:
         pdf.multi_cell(
             0,
             5,
-            _t("preceding_invoice", doc).format(number=ref.number, date=l10n.day(ref.issue_date, doc.language)),
+            _t("preceding_invoice", doc).format(number=ref.number, date=_day(ref.issue_date, doc.language)),
             new_x=XPos.LMARGIN,
             new_y=YPos.NEXT,
         )
@@ -128,7 +178,7 @@ def _header(pdf: _Pdf) -> None:
 
 def _rate_text(line: Line, doc: Document) -> str:
     if line.vat.category is VatCategory.STANDARD:
-        return l10n.percent(line.vat.rate, doc.language)
+        return _percent(line.vat.rate, doc.language)
     return line.vat.category.value
 
 
@@ -156,14 +206,14 @@ def _lines(pdf: _Pdf) -> None:
                     text += f"\n{_t('reference', doc)}: {line.reference}"
                 period = ""
                 if line.period_start and line.period_end:
-                    period = f"{l10n.day(line.period_start, doc.language)} –\n{l10n.day(line.period_end, doc.language)}"
+                    period = f"{_day(line.period_start, doc.language)} –\n{_day(line.period_end, doc.language)}"
                 row = table.row()
                 row.cell(text)
                 row.cell(period)
-                row.cell(l10n.number(line.quantity, doc.language))
-                row.cell(l10n.unit_price(line.unit_price, doc.currency, doc.language))
+                row.cell(_number(line.quantity, doc.language))
+                row.cell(_unit_price(line.unit_price, doc.currency, doc.language))
                 row.cell(_rate_text(line, doc))
-                row.cell(l10n.money(line.net_amount, doc.currency, doc.language))
+                row.cell(_money(line.net_amount, doc.currency, doc.language))
 
 
 def _totals(pdf: _Pdf) -> None:
@@ -181,9 +231,7 @@ def _totals(pdf: _Pdf) -> None:
         pdf.set_x(x)
         pdf.set_font(FONT, "B" if bold else "", 11 if bold else 9)
         pdf.cell(label_w, 6, _t(key, doc), align="R")
-        pdf.cell(
-            value_w, 6, l10n.money(amount, doc.currency, doc.language), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
+        pdf.cell(value_w, 6, _money(amount, doc.currency, doc.language), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, size=9)
     pdf.ln(4)
 
@@ -208,9 +256,9 @@ def _vat_summary(pdf: _Pdf) -> None:
         for entry in doc.totals.vat_breakdown:
             row = table.row()
             row.cell(f"{labels.category_name(entry.category, doc.language)} ({entry.category.value})")
-            row.cell(l10n.percent(entry.rate, doc.language) if entry.category.has_rate else "–")
-            row.cell(l10n.money(entry.taxable_amount, doc.currency, doc.language))
-            row.cell(l10n.money(entry.tax_amount, doc.currency, doc.language))
+            row.cell(_percent(entry.rate, doc.language) if entry.category.has_rate else "–")
+            row.cell(_money(entry.taxable_amount, doc.currency, doc.language))
+            row.cell(_money(entry.tax_amount, doc.currency, doc.language))
     pdf.ln(2)
     for note in doc.notes():
         pdf.set_font(FONT, "B", 9)
@@ -241,7 +289,7 @@ def _payment(pdf: _Pdf) -> None:
     if doc.payment_terms:
         pair("payment_terms", doc.payment_terms)
     if doc.due_date:
-        pair("due_date", l10n.day(doc.due_date, doc.language))
+        pair("due_date", _day(doc.due_date, doc.language))
     if doc.bank is not None:
         pdf.ln(1)
         pdf.set_font(FONT, "B", 10)
