@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
@@ -198,18 +199,25 @@ def _invoice(actor: Actor, invoice_id: int) -> Invoice:
     return invoice
 
 
+INVOICES_PER_PAGE = 25  # newest first; a customer of many years pages back through the older ones
+
+
 @portal_page(Perm.INVOICES_READ)
 def invoices(request: HttpRequest, actor: Actor, customer: Customer) -> HttpResponse:
     qs = billing_selectors.invoices_for(actor).order_by("-issue_date", "-pk")
     kind = request.GET.get("kind", "")
     if kind in InvoiceKind.values:
         qs = qs.filter(kind=kind)
-    rows = list(payment_selectors.with_open_amount(qs))
+    page = Paginator(payment_selectors.with_open_amount(qs), INVOICES_PER_PAGE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
     for inv in rows:
         inv.open_amount = (  # type: ignore[attr-defined]
             _open_of(inv) if inv.kind == InvoiceKind.INVOICE else None
         )
-    return render(request, "portal/invoices.html", _context(actor, customer, invoices=rows, kind=kind))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "portal/invoices.html", _context(actor, customer, invoices=rows, kind=kind, page=page,
+                                                            query=query.urlencode()))  # fmt: skip
 
 
 def _lines(invoice: Invoice) -> list[Any]:

@@ -90,6 +90,20 @@ def test_overview_shows_balance_tickets_and_suspended_subscriptions(world: Porta
     assert "Nothing to pay" in body  # Bellavista paid both months in full
 
 
+def test_invoice_list_pages_back_from_the_newest(world: PortalWorld, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from cspdesk.portal import views
+
+    monkeypatch.setattr(views, "INVOICES_PER_PAGE", 1)
+    client = world.client("bellavista.admin", "en")
+    newest, older = (world.invoice("bellavista", p).number for p in ("2026-10", "2026-09"))
+    first = text(client.get("/portal/invoices/?kind=invoice"))
+    assert newest in first and older not in first
+    assert "Page 1 of 2" in first and 'href="?kind=invoice&amp;page=2">Older</a>' in first
+    second = text(client.get("/portal/invoices/?kind=invoice&page=2"))
+    assert older in second and newest not in second and ">Newer</a>" in second
+    assert older in text(client.get("/portal/invoices/?kind=invoice&page=99"))  # past the end: the last page
+
+
 def test_invoice_list_shows_the_customers_documents_only(world: PortalWorld) -> None:
     body = text(world.client("bellavista.admin", "en").get("/portal/invoices/"))
     own = [world.invoice("bellavista", p).number for p in ("2026-09", "2026-10")]
