@@ -209,7 +209,7 @@ def invoices(request: HttpRequest, actor: Actor, customer: Customer) -> HttpResp
     if kind in InvoiceKind.values:
         qs = qs.filter(kind=kind)
     page = Paginator(payment_selectors.with_open_amount(qs), INVOICES_PER_PAGE).get_page(request.GET.get("page"))
-    rows = list(page.object_list)
+    rows: list[Invoice] = list(page.object_list)
     for inv in rows:
         inv.open_amount = (  # type: ignore[attr-defined]
             _open_of(inv) if inv.kind == InvoiceKind.INVOICE else None
