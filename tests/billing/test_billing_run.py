@@ -49,6 +49,20 @@ def make_line(imp: Import, customer, cost: str, **kw) -> ChargeLine:  # type: ig
     return ChargeLine.objects.create(**base)
 
 
+def copy_draft(draft: Invoice) -> Invoice:
+    """Another draft of the same run with the same lines (a run drafts one invoice per buyer and currency)."""
+    copy = Invoice.objects.get(pk=draft.pk)
+    lines = list(copy.lines.all())
+    copy.pk = None
+    copy._state.adding = True
+    copy.save()
+    for ln in lines:
+        ln.pk = None
+        ln.invoice = copy
+        ln.save()
+    return copy
+
+
 def invoice_of(run, customer) -> Invoice:  # type: ignore[no-untyped-def]
     return Invoice.objects.get(run=run, customer=customer)
 
@@ -266,18 +280,7 @@ def test_concurrent_finalization_is_gapless(demo) -> None:  # type: ignore[no-un
     run = services.bill(SYSTEM, OCT)
     ids = list(Invoice.objects.filter(run=run).values_list("pk", flat=True))
     # more drafts: one per customer per currency is the rule, so add drafts of other periods' style by copying
-    extra = []
-    for inv in Invoice.objects.filter(pk__in=ids):
-        for _ in range(9):
-            lines = list(inv.lines.all())
-            inv.pk = None
-            inv._state.adding = True
-            inv.save()
-            for ln in lines:
-                ln.pk = None
-                ln.invoice = inv
-                ln.save()
-            extra.append(inv.pk)
+    extra = [copy_draft(inv).pk for inv in Invoice.objects.filter(pk__in=ids) for _ in range(9)]
     all_ids = ids + extra
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)

@@ -13,7 +13,7 @@ from cspdesk.billing import services
 from cspdesk.billing.models import Invoice, InvoiceStatus, RunStatus
 from cspdesk.catalog import services as catalog
 from cspdesk.core import clock
-from tests.billing.test_billing_run import OCT, SYSTEM, make_import, make_line
+from tests.billing.test_billing_run import OCT, SYSTEM, copy_draft, make_import, make_line
 
 
 @pytest.fixture
@@ -28,15 +28,7 @@ def five_drafts(demo, monkeypatch):  # type: ignore[no-untyped-def]
     run = services.bill(SYSTEM, OCT)
     originals = list(Invoice.objects.filter(run=run).order_by("pk"))
     for n in range(3):
-        inv = originals[n % 2]
-        lines = list(Invoice.objects.get(pk=inv.pk).lines.all())
-        inv.pk = None
-        inv._state.adding = True
-        inv.save()
-        for ln in lines:
-            ln.pk = None
-            ln.invoice = inv
-            ln.save()
+        copy_draft(originals[n % 2])
     drafts = list(Invoice.objects.filter(run=run).order_by("pk"))
     assert len(drafts) == 5
     return run, drafts
