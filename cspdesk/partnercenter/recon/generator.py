@@ -379,6 +379,7 @@ def generate(out: Path, period: str, n_customers: int, usage_rows: int, seed: in
     rng = random.Random(seed + 3)
     con = duckdb.connect()
     con.execute("SET memory_limit = '1GB'")
+    con.execute("SET enable_progress_bar = false")  # a command's output is its own
     paths: list[Path] = []
     next_month = _month_end(start) + dt.timedelta(days=1)
     for partner, currency in keys:
