@@ -146,6 +146,8 @@ def run() -> bool:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 1:  # python -m bench.recon: the benchmark itself (as python -m bench recon runs it)
+        sys.exit(0 if run() else 1)
     if sys.argv[1] == "--make":
         sys.path.insert(0, str(ROOT))
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cspdesk.settings")

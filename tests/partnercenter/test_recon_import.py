@@ -506,7 +506,7 @@ def test_a_file_of_one_record_per_line_takes_its_line_numbers_from_the_row_order
     imp = _import(f.write(tmp_path / "u.csv", rows)).imported
     parquet = services.recon_dir() / str(imp.pk) / "rows.parquet"
     names = [r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{parquet.as_posix()}')").fetchall()]
-    assert "line_number" not in names  # the fast path: the position is the line
+    assert names == ["line_number", "line"]  # the fast path: the raw lines, numbered by their position
     assert list(RejectedRow.objects.values_list("line_number", flat=True)) == [6]
     line = ChargeLine.objects.get()
     assert (line.first_line, line.last_line, line.row_count) == (2, 8, 6)
@@ -514,3 +514,86 @@ def test_a_file_of_one_record_per_line_takes_its_line_numbers_from_the_row_order
     assert [(r["line_number"], r["UsageDate"]) for r in got] == [
         (n, f"2026-10-{n - 1:02d}") for n in (2, 3, 4, 5, 7, 8)
     ]
+
+
+# --- explain a charge: its exact rows, whatever the file ---------------------------------------------------------
+
+
+def _explained(line: ChargeLine) -> list[tuple[int, str | None, str | None]]:
+    return [
+        (r["line_number"], r["UsageDate"], r["CustomerName"]) for r in selectors.rows_of_charge_line(SYSTEM, line.pk)
+    ]
+
+
+def test_explain_lists_the_exact_rows_of_a_file_with_bad_rows_and_a_value_spanning_lines(
+    world: dict, tmp_path: Path
+) -> None:
+    # 2: good; 3: too precise (rejected); 4-5: one record whose name holds a line break; 6: blank; 7: another
+    # partner (rejected); 8: another customer; 9: good
+    rows = [
+        f.usage_row(UsageDate="2026-10-01"),
+        f.usage_row(UsageDate="2026-10-02", BillingPreTaxTotal="1.0000001"),
+        f.usage_row(UsageDate="2026-10-03", CustomerName="Trattoria\nBellavista"),
+        f.usage_row(UsageDate="2026-10-04", PartnerId=f.NORDMOLN),
+        f.usage_row(UsageDate="2026-10-05", CustomerId=f.LIFFEY),
+        f.usage_row(UsageDate="2026-10-06"),
+    ]
+    header, *lines = f.csv_text(rows).split("\r\n")
+    path = tmp_path / "u.csv"
+    path.write_text("\r\n".join([header, *lines[:3], "", *lines[3:]]), encoding="utf-8")
+    imp = _import(path).imported
+    assert (imp.rows, imp.rejected) == (6, 2)
+    assert sorted(RejectedRow.objects.values_list("line_number", "reason")) == [
+        (3, "too_precise"),
+        (7, "partner_mismatch"),
+    ]
+    line = ChargeLine.objects.get(customer__tenant_id=f.BELLAVISTA)
+    assert (line.first_line, line.last_line, line.row_count) == (2, 9, 3)
+    assert _explained(line) == [
+        (2, "2026-10-01", "Trattoria Bellavista S.r.l."),
+        (4, "2026-10-03", "Trattoria\nBellavista"),
+        (9, "2026-10-06", "Trattoria Bellavista S.r.l."),
+    ]
+    assert _explained(ChargeLine.objects.get(customer__tenant_id=f.LIFFEY)) == [
+        (8, "2026-10-05", "Trattoria Bellavista S.r.l.")
+    ]
+
+
+def test_explain_returns_the_raw_values_of_a_file_of_one_record_per_line(world: dict, tmp_path: Path) -> None:
+    rows = [
+        f.usage_row(UsageDate="2026-10-01", CustomerName='Bellavista, "la Trattoria"', Tags='{"env":"prod"}'),
+        f.usage_row(UsageDate="2026-10-02", Quantity="-1"),  # rejected: a negative quantity
+        f.usage_row(UsageDate="2026-10-03", ResourceGroup=""),
+    ]
+    path = f.write(tmp_path / "u.csv", rows, bom=True)
+    imp = _import(path).imported
+    rows_parquet = services.recon_dir() / str(imp.pk) / "rows.parquet"
+    raw = duckdb.sql(f"SELECT line FROM '{rows_parquet}' ORDER BY line_number").fetchall()
+    assert [r[0] for r in raw] == path.read_bytes().decode("utf-8-sig").split("\r\n")[:-1]  # the lines as they are
+    line = ChargeLine.objects.get()
+    got = selectors.rows_of_charge_line(SYSTEM, line.pk)
+    assert [r["line_number"] for r in got] == [2, 4]
+    assert list(got[0]) == ["line_number", *USAGE_COLUMNS]
+    assert (got[0]["CustomerName"], got[0]["Tags"], got[0]["ResourceGroup"]) == (
+        'Bellavista, "la Trattoria"',
+        '{"env":"prod"}',
+        "rg-web",
+    )
+    assert got[1]["ResourceGroup"] is None and got[1]["SkuName"] == "Azure plan"  # an empty value reads as None
+    assert {k: v for k, v in got[1].items() if k != "line_number"} == {c: (rows[2][c] or None) for c in USAGE_COLUMNS}
+
+
+def test_explain_still_reads_imports_staged_before_the_index(world: dict, tmp_path: Path) -> None:
+    rows = [f.usage_row(UsageDate=f"2026-10-0{d}") for d in (1, 2, 3)]
+    rows[1]["BillingCurrency"] = "XXY"  # rejected
+    path = f.write(tmp_path / "u.csv", rows)
+    imp = _import(path).imported
+    line = ChargeLine.objects.get()
+    now = selectors.rows_of_charge_line(SYSTEM, line.pk)
+    folder = services.recon_dir() / str(imp.pk)
+    (folder / "index.parquet").unlink()  # the layout of earlier imports: every column parsed, in file order
+    duckdb.sql(
+        f"COPY (SELECT * FROM read_csv('{path}', all_varchar=true)) TO '{folder / 'rows.parquet'}' (FORMAT parquet)"
+    )
+    assert selectors.rows_of_charge_line(SYSTEM, line.pk) == now
+    assert [r["line_number"] for r in now] == [2, 4]

@@ -1,19 +1,24 @@
-"""The streaming recon-file engine: CSV → Parquet → validated, aggregated charge lines, all in DuckDB.
+"""The streaming recon-file engine: CSV → raw rows in Parquet + validated, aggregated charge lines, in DuckDB.
 
 No database access here; :mod:`.services` turns what this module yields into rows. Memory is bounded by
 DuckDB's ``memory_limit`` (it spills to ``<workdir>/tmp``), whatever the file size.
 
-The CSV is parsed once: its raw rows go straight to ``rows.parquet``, in parallel and in file order, so a
-row's line number is its position in the Parquet (see :func:`rows_sql`). Everything after that reads only
-the columns it needs from the Parquet, which costs little next to parsing CSV: one scan finds the bad rows
-with a vectorised yes/no per row (the reasons are spelt out later, for those rows only), one aggregates the
-good rows into charge lines. The rejected line numbers are kept beside the rows in ``rejected.parquet``.
+The usual file has one record per line. Two passes over it run side by side (DuckDB releases the GIL, so each
+gets a core): one copies its physical lines as they are to ``rows.parquet``, each with its number (the header
+is line 1); the other parses only the columns it needs, numbers each row by its position, and groups the rows by
+everything but their amounts (see :func:`_aggregate`), so that the checks of the repeated values run once per
+group and the charge lines are the groups that pass, grouped again. Parsing CSV is cheap next to writing
+Parquet, and one narrow column of raw lines is cheap to write next to fifty parsed ones.
 
 Line numbers count physical lines with the header as line 1. A file whose records are not exactly one per
 line (a blank line, a quoted value holding a line break), or that DuckDB cannot parse structurally (a row
 with the wrong number of fields, a broken quote, bad UTF-8), is cleaned by a streaming pass in Python first:
 the broken rows become ``malformed_row`` rejects and every other row keeps its true line number, which is
-then written beside it in the Parquet.
+then written beside it in ``rows.parquet``, one column per CSV column.
+
+Beside the rows: ``rejected.parquet`` (the rejected line numbers) and ``index.parquet`` (each charge line's
+lines, by its first line), from which :func:`rows_of` reads the rows of one charge without scanning the file.
+Imports made before ``index.parquet`` existed are read by the charge line's key.
 """
 
 # ruff: noqa: S608 - SQL here is built from the layouts' fixed column names and values passed through _lit().
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import gzip
 import hashlib
 import io
@@ -199,6 +205,12 @@ def _unzip(path: Path, workdir: Path) -> Path:
         # unsupported compression method; RuntimeError: an encrypted member.
         csv_path.unlink(missing_ok=True)
         raise FileRefused(f"{path.name}: not a readable zip archive ({exc})") from exc
+    except OSError as exc:
+        csv_path.unlink(missing_ok=True)
+        if exc.errno != errno.EINVAL:  # the machine's error, not the file's
+            raise
+        # a member offset that points before the start of the file: zipfile seeks there
+        raise FileRefused(f"{path.name}: not a readable zip archive ({exc})") from exc
     return csv_path
 
 
@@ -246,7 +258,7 @@ def _row_checks(layout: Layout, present: set[str]) -> list[str]:
     if layout is USAGE:
         checks += [
             f"CASE WHEN num({col(qty)}) < 0 THEN '{qty}|negative_quantity' END",
-            "CASE WHEN lower(\"ChargeType\") IN ('new', 'usage') AND num(\"BillingPreTaxTotal\") < 0 "
+            "CASE WHEN num(\"BillingPreTaxTotal\") < 0 AND lower(\"ChargeType\") IN ('new', 'usage') "
             "THEN 'BillingPreTaxTotal|sign' END",
         ]
         for c in ("PartnerEarnedCreditPercentage", "CreditPercentage"):
@@ -286,7 +298,7 @@ def _failed_sql(checks: list[str]) -> str:
 
 @dataclass
 class Staging:
-    """A file copied into Parquet, with facts about it and everything needed to aggregate it."""
+    """A staged file: its raw rows in Parquet, its rows validated and aggregated in DuckDB, facts about it."""
 
     workdir: Path
     detected: Detected
@@ -311,12 +323,26 @@ class Staging:
     def rejected_parquet(self) -> Path:
         return self.parquet.with_name(REJECTED_PARQUET)
 
+    @property
+    def index_parquet(self) -> Path:
+        return self.parquet.with_name(INDEX_PARQUET)
+
     def close(self) -> None:
         self.con.close()
         shutil.rmtree(self.workdir / "tmp", ignore_errors=True)
 
 
+ROWS_PARQUET = "rows.parquet"
 REJECTED_PARQUET = "rejected.parquet"
+INDEX_PARQUET = "index.parquet"  # (grp, line_number): the lines of each charge line, grp being its first_line
+
+# Dictionaries do most of the compressing of parsed columns; zstd makes the smallest file.
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
+# The raw lines. Every line is its own value, so no dictionary; snappy, and no dictionary attempt, cut the cost
+# of the copy by ~40% against the zstd default (measured on 250k usage rows), for a file ~3x larger. Small row
+# groups, so that reading the lines of one charge reads only the row groups that hold them (see rows_of).
+RAW_PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 16384, DICTIONARY_SIZE_LIMIT 1"
+INDEX_PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 65536"
 
 
 def _read_csv_sql(source: Source, columns: list[str]) -> str:
@@ -360,25 +386,16 @@ def _clean_copy(source: Source, workdir: Path, width: int) -> tuple[Source, Path
     return Source(clean, "none", ["__line", *source.header]), malformed
 
 
-# Dictionaries do most of the compressing of raw text. Measured on 200k usage rows, the codec hardly changes
-# the cost of the copy (snappy, lz4, zstd and none within 5%); zstd makes the smallest file.
-PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
-
-
 def rows_sql(parquet: Path) -> str:
-    """The staged rows of ``parquet`` with their ``line_number``, as SQL.
+    """The rows of a ``rows.parquet`` holding parsed columns, with their ``line_number``, as SQL.
 
-    A file whose records are its lines 2, 3, … in order (no blank line, no value spanning lines: the usual
-    case) is staged without a line-number column: its rows are in file order, so a row's line is its
-    position in the Parquet + 2. Any other file went through :func:`_clean_copy`, which wrote each row's
-    line beside it.
+    Files staged before the raw lines were kept (see :func:`stage`) hold one column per CSV column. A file whose
+    records were its lines 2, 3, … in order was staged without a line-number column: its rows are in file order,
+    so a row's line is its position in the Parquet + 2. Any other file went through :func:`_clean_copy`, which
+    wrote each row's line beside it (as it still does).
     """
     path = _lit(parquet.as_posix())
-    con = duckdb.connect()
-    try:
-        names = {r[0] for r in con.execute(f"SELECT name FROM parquet_schema({path})").fetchall()}
-    finally:
-        con.close()
+    names = _parquet_columns(parquet)
     if "line_number" in names:
         return f"read_parquet({path})"
     return (
@@ -387,156 +404,332 @@ def rows_sql(parquet: Path) -> str:
     )
 
 
+def _parquet_columns(parquet: Path) -> list[str]:
+    con = duckdb.connect()
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(parquet.as_posix())})").fetchall()
+    finally:
+        con.close()
+    return [r[0] for r in rows]
+
+
+RAW_COLUMNS = ["line_number", "line"]  # a rows.parquet of raw lines, the header (line 1) first
+RAW_LINE_COLUMN = "line"
+RAW_COPY_MEMORY = "512MB"  # the raw copy streams: its CSV buffer (16 x max_line_size) and a row group
+
+
 class _NotLineAligned(Exception):
     """The file's records are not exactly its lines 2, 3, …: line numbers need the exact (Python) pass."""
 
 
-_NO_FIELDS = "\x01"  # the delimiter of the line count: a control byte that CSV text does not hold
+_NO_FIELDS = "\x01"  # the delimiter of the line reader: a control byte that CSV text does not hold
 
 
 def _lines_sql(source: Source) -> str:
     """The file's physical lines, one row each (a blank line is a NULL row), header included."""
     return (
-        f"read_csv({_lit(source.csv_path.as_posix())}, header=false, columns={{'line': 'VARCHAR'}}, "
+        f"read_csv({_lit(source.csv_path.as_posix())}, header=false, columns={{'{RAW_LINE_COLUMN}': 'VARCHAR'}}, "
         f"auto_detect=false, delim={_lit(_NO_FIELDS)}, quote='', escape='', strict_mode=true, "
         f"compression='{source.compression}', max_line_size=10000000)"
     )
 
 
-def _check_line_aligned(con: duckdb.DuckDBPyConnection, source: Source, parquet: Path) -> None:
-    """Raise :class:`_NotLineAligned` unless record n of the staged rows is line n + 1 of the file.
+# --- validation and aggregation, in one pass over the rows ---------------------------------------------------
+#
+# Most columns of a recon file repeat the same few values on many rows (GUIDs, dates, names, prices, currencies);
+# only the amounts are the row's own. So the pass over the rows groups them by everything but the amounts (and by
+# whether the row's own checks fail): 909 "fine groups" for the million usage rows of the benchmark, each
+# holding its row count, its lines and the sums of its amounts. The checks of the repeated columns then run once
+# per fine group, and the charge lines are the fine groups that pass, grouped again by the charge-line key.
 
-    DuckDB counts the physical lines (in parallel, without parsing fields): every line but the header must
-    be one record. A blank line, a quoted value holding a line break, a lone CR or a line holding the byte
-    :data:`_NO_FIELDS` makes the counts differ or the count fail, and the caller takes the exact path.
+# The columns whose values are the row's own (nearly every row has its own amount; a usage row its day, which
+# would multiply the fine groups by the days of the month): checks involving them run on every row.
+_AMOUNTS: dict[str, tuple[str, ...]] = {
+    "usage": ("BillingPreTaxTotal", "Quantity", "PricingPreTaxTotal"),
+    "invoice": ("Subtotal", "BillableQuantity", "TaxTotal", "Total"),
+}
+_OWN: dict[str, tuple[str, ...]] = {"usage": ("UsageDate",), "invoice": ()}
+
+
+# Columns only ever shown (the charge line takes their greatest value): a fine group keeps their greatest value
+# rather than being split by them.
+_NAMES: dict[str, tuple[str, ...]] = {
+    "usage": ("CustomerName", "ProductName", "SkuName", "MeterName", "MeterCategory", "CreditType"),
+    "invoice": ("CustomerName", "ProductName", "SkuName", "MeterDescription"),
+}
+
+
+def _fine_measures(layout: Layout) -> str:
+    """The sums of a fine group's amounts (per row, as the charge lines need them).
+
+    ``s_credit`` sums the rows that may earn a credit (a cheap test on the text); the fine group's percentages,
+    the same on all its rows, decide in :func:`_group_sql` whether they do.
     """
-    try:
-        found = con.execute(
-            f"""SELECT count(*), count(*) FILTER (WHERE line IS NULL) FROM {_lines_sql(source)}"""
+    if layout is USAGE:
+        return """
+            sum(num("Quantity")) AS s_qty, sum(num("BillingPreTaxTotal")) AS s_cost,
+            sum(coalesce(num("PricingPreTaxTotal"), 0)) AS s_pricing,
+            sum(CASE WHEN "PartnerEarnedCreditPercentage" <> '0' OR "CreditPercentage" <> '0' THEN
+                round(round((coalesce(num("UnitPrice"), 0) - coalesce(num("EffectiveUnitPrice"), 0))
+                    * num("Quantity"), 10) * coalesce(num("PCToBCExchangeRate"), 1), 6) END) AS s_credit"""
+    return """
+        sum(num("BillableQuantity")) AS s_qty, sum(num("Subtotal")) AS s_cost,
+        sum(coalesce(num("EffectiveUnitPrice"), 0) * num("BillableQuantity")) AS s_pricing,
+        sum(num("TaxTotal")) AS s_tax,
+        sum(coalesce(num("Total"), num("Subtotal") + coalesce(num("TaxTotal"), 0))) AS s_total"""
+
+
+def _group_sql(layout: Layout) -> str:
+    """The charge lines: the good fine groups grouped by customer × subscription × product/SKU (× meter) ×
+    charge type × charge period."""
+    usage = layout is USAGE
+    meter = "coalesce(lower(\"MeterId\"), '')" if usage else "''"
+    if usage:
+        measures = """
+            sum(s_qty) AS quantity, sum(s_cost) AS cost, round(sum(s_pricing), 6) AS pricing_cost,
+            coalesce(max("PricingCurrency"), '') AS pricing_currency, max(num("PCToBCExchangeRate")) AS rate,
+            0 AS tax,
+            coalesce(sum(s_credit) FILTER (WHERE num("PartnerEarnedCreditPercentage") > 0
+                                           OR num("CreditPercentage") > 0), 0) AS credit,
+            coalesce(max(num("PartnerEarnedCreditPercentage")), 0) AS credit_percentage,
+            coalesce(max(CASE WHEN num("PartnerEarnedCreditPercentage") > 0 THEN 'Partner earned credit'
+                              ELSE "CreditType" END), '') AS credit_type"""
+        names = """coalesce(max("MeterName"), '') AS meter_name, coalesce(max("MeterCategory"), '') AS meter_category"""
+        order_date = "NULL::DATE"
+    else:
+        measures = """
+            sum(s_qty) AS quantity, sum(s_cost) AS cost, round(sum(s_pricing), 6) AS pricing_cost,
+            coalesce(max("PricingCurrency"), '') AS pricing_currency, max(num("PCToBCExchangeRate")) AS rate,
+            coalesce(sum(s_tax), 0) AS tax,
+            coalesce(sum(s_cost) FILTER (WHERE "CreditReasonCode" IS NOT NULL), 0) AS credit,
+            0 AS credit_percentage, coalesce(max("CreditReasonCode"), '') AS credit_type"""
+        names = "coalesce(max(\"MeterDescription\"), '') AS meter_name, '' AS meter_category"
+        order_date = 'max(pdate("OrderDate"))'
+    return f"""
+        SELECT lower("CustomerId") AS tenant, coalesce("Tier2MpnId", '') AS reseller,
+               lower("SubscriptionId") AS subscription, "ProductId" AS product, coalesce("SkuId", '') AS sku,
+               {meter} AS meter, pdate("ChargeStartDate") AS cs, pdate("ChargeEndDate") AS ce,
+               min("ChargeType") AS charge_type,
+               coalesce(max("CustomerName"), '') AS customer_name, coalesce(max("ProductName"), '') AS product_name,
+               coalesce(max("SkuName"), '') AS sku_name, {names}, {measures},
+               CAST(sum(n) AS BIGINT) AS row_count, min(first_line) AS first_line, max(last_line) AS last_line,
+               {order_date} AS order_date, flatten(list(lines)) AS lines
+        FROM fine WHERE NOT fail
+        GROUP BY tenant, reseller, subscription, product, sku, meter, lower("ChargeType"), cs, ce"""
+
+
+def _columns_of(sql: str) -> set[str]:
+    return set(re.findall(r'"((?:[^"]|"")+)"', sql))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the pass over the rows reads and computes, for one layout and header."""
+
+    checks: list[str]  # every row check (see _row_checks)
+    per_row: list[str]  # the checks involving an amount: evaluated on every row
+    per_group: list[str]  # the others: evaluated once per fine group
+    dims: list[str]  # the fine group's columns
+    names: list[str]
+    amounts: list[str]  # parsed once per row
+    own: list[str]  # the other columns checked on every row
+
+    @property
+    def needed(self) -> list[str]:
+        return self.dims + self.names + self.amounts + self.own
+
+
+def _plan(detected: Detected) -> _Plan:
+    layout = detected.layout
+    checks = _row_checks(layout, set(detected.columns))
+    amounts = [c for c in layout.columns if c in _AMOUNTS[layout.name]]
+    file_columns = {"PartnerId", "InvoiceNumber", layout.currency}
+    used = set().union(
+        *(_columns_of(c) for c in checks),
+        _columns_of(_group_sql(layout)),
+        _columns_of(_fine_measures(layout)),
+        file_columns,
+    )
+    names = [c for c in layout.columns if c in _NAMES[layout.name]]
+    own = [c for c in layout.columns if c in _OWN[layout.name]]
+    dims = [c for c in layout.columns if c in used and c not in amounts and c not in names and c not in own]
+    per_row = [c for c in checks if _columns_of(c) & {*amounts, *own}]
+    per_group = [c for c in checks if c not in per_row]
+    assert not set(names) & set().union(*(_columns_of(c) for c in checks)), "a checked column is not a name"
+    assert not set(own) & _columns_of(_group_sql(layout) + _fine_measures(layout)), "a grouped column is not own"
+    return _Plan(checks, per_row, per_group, dims, names, amounts, own)
+
+
+def _aggregate(cur: duckdb.DuckDBPyConnection, layout: Layout, plan: _Plan, rows: str) -> None:
+    """The pass over the rows: ``rows`` (SQL: ``ln`` and the needed columns) into the fine groups.
+
+    Each amount is parsed once per row (``num(x)`` in the checks and sums reads the parsed value).
+    """
+
+    def parsed(sql: str) -> str:
+        for c in plan.amounts:
+            sql = sql.replace(f"num({_q(c)})", _q(f"__num_{c}"))
+        return sql
+
+    dims = ", ".join(_q(c) for c in plan.dims)
+    names = ", ".join(_q(c) for c in plan.names)
+    greatest = ", ".join(f"max({_q(c)}) AS {_q(c)}" for c in plan.names)
+    amounts = ", ".join(f"{_q(c)}, num({_q(c)}) AS {_q(f'__num_{c}')}" for c in plan.amounts)
+    cur.execute(
+        f"""CREATE TABLE fine AS
+            SELECT {dims}, {parsed(_failed_sql(plan.per_row))} AS bad, count(*) AS n, min(ln) AS first_line,
+                   max(ln) AS last_line, list(ln) AS lines, {greatest}, {parsed(_fine_measures(layout))}
+            FROM (SELECT ln, {dims}, {names}, {amounts}{"".join(f", {_q(c)}" for c in plan.own)} FROM {rows})
+            GROUP BY ALL"""
+    )
+
+
+def _needed_sql(detected: Detected, columns: list[str]) -> str:
+    """``columns`` as read from the file; a column the file lacks (an optional one) is NULL."""
+    present = set(detected.columns)
+    return ", ".join(_q(c) if c in present else f"NULL::VARCHAR AS {_q(c)}" for c in columns)
+
+
+def _stage_lines(
+    con: duckdb.DuckDBPyConnection, source: Source, detected: Detected, plan: _Plan, parquet: Path
+) -> None:
+    """The usual case, a file whose records are its lines: its raw lines go to ``parquet`` while its rows are
+    validated and aggregated, each numbered by its position (the two passes run side by side, a core each:
+    DuckDB releases the GIL). Raises :class:`_NotLineAligned` when the records turn out not to be the lines.
+
+    The copy runs in a DuckDB of its own, without ``preserve_insertion_order`` (an ordered Parquet write costs
+    ~40% more CPU, measured on 1M usage rows): each line carries its number, from ``row_number()`` over the
+    line reader, which DuckDB evaluates in one thread in file order (as it does for the rows in ``_aggregate``).
+    """
+    copy = duckdb.connect(config={"allow_unsigned_extensions": False})
+    tmp = parquet.parent / "tmp"
+    copy.execute(
+        f"SET threads = 1; SET memory_limit = '{RAW_COPY_MEMORY}'; SET temp_directory = {_lit(tmp.as_posix())}"
+    )
+    copy.execute("SET preserve_insertion_order = false")
+
+    def copy_lines() -> tuple[int, int]:
+        written = copy.execute(
+            f"""COPY (SELECT CAST(row_number() OVER () AS INTEGER) AS line_number, {RAW_LINE_COLUMN}
+                FROM {_lines_sql(source)}) TO {_lit(parquet.as_posix())} ({RAW_PARQUET_OPTIONS})"""
         ).fetchone()
-    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+        blank = copy.execute(
+            f"SELECT coalesce(sum(stats_null_count), 0) FROM parquet_metadata({_lit(parquet.as_posix())})"
+        ).fetchone()
+        assert written is not None and blank is not None
+        return int(written[0]), int(blank[0])
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recon-raw")
+    copied = pool.submit(copy_lines)
+    try:
+        rows = (
+            f"(SELECT CAST(row_number() OVER () + 1 AS INTEGER) AS ln, {_needed_sql(detected, plan.needed)} "
+            f"FROM {_read_csv_sql(source, list(detected.columns))})"
+        )
+        _aggregate(con, detected.layout, plan, rows)
+    except BaseException:
+        copy.interrupt()  # the file is not what the fast path needs, or cannot be read: stop the copy
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        copy.close()
+    try:
+        lines, blank = copied.result()
+    except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:  # e.g. a line holding _NO_FIELDS
         raise _NotLineAligned from exc
-    records = con.execute(f"SELECT count(*) FROM read_parquet({_lit(parquet.as_posix())})").fetchone()
-    assert found is not None and records is not None
-    lines, blank = found
+    records = con.execute("SELECT coalesce(sum(n), 0) FROM fine").fetchone()
+    assert records is not None
     if blank or lines != records[0] + 1:
         raise _NotLineAligned
 
 
 def stage(path: Path, workdir: Path) -> Staging:
-    """Detect the layout, copy every row to Parquet in file order, validate and read the facts.
+    """Detect the layout, keep the raw rows in Parquet, validate and aggregate the rows, read the facts.
 
-    The copy runs in parallel and keeps the file's order (``preserve_insertion_order``), so a row's line
-    number is its position (see :func:`rows_sql`); only a file whose records are not one per line is
-    copied through :func:`_clean_copy`, with each row's line written beside it.
+    A file whose records are its lines (the usual case) is read twice side by side: its physical lines go as
+    they are to ``rows.parquet`` (each with its number, the header first), while its fields are validated and
+    aggregated, each row numbered by its position. Any other file is first cleaned by :func:`_clean_copy`; its
+    rows go to ``rows.parquet`` parsed, each with its line, and are validated and aggregated from there.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     source = open_source(path, workdir)
     detected = detect(source.header)
     layout = detected.layout
+    plan = _plan(detected)
     con = connect(workdir)
     names = list(detected.columns)
-    absent = [f"NULL::VARCHAR AS {_q(c)}" for c in detected.missing_optional]
-    parquet = workdir / "rows.parquet"
-    select_cols = ", ".join(_q(c) for c in layout.columns if c in names)
-    extra = (", " + ", ".join(absent)) if absent else ""
+    parquet = workdir / ROWS_PARQUET
     malformed: Path | None = None
-
-    def copy(src: Source, line_expr: str | None, columns: list[str]) -> None:
-        line = f"{line_expr} AS line_number, " if line_expr else ""
-        con.execute(
-            f"""COPY (SELECT {line}{select_cols}{extra}
-                FROM {_read_csv_sql(src, columns)}) TO {_lit(parquet.as_posix())} ({PARQUET_OPTIONS})"""
-        )
-
+    all_columns = _needed_sql(detected, list(layout.columns))
     try:
         try:
-            copy(source, None, names)
-            _check_line_aligned(con, source, parquet)
+            _stage_lines(con, source, detected, plan, parquet)
+            raw_rows = (
+                f"(SELECT CAST(row_number() OVER () + 1 AS INTEGER) AS line_number, {all_columns} "
+                f"FROM {_read_csv_sql(source, names)})"
+            )
         except (duckdb.InvalidInputException, duckdb.ConversionException, _NotLineAligned):
+            con.execute("DROP TABLE IF EXISTS fine")
             clean, malformed = _clean_copy(source, workdir, len(names))
-            copy(clean, 'CAST("__line" AS INTEGER)', ["__line", *names])
+            con.execute(
+                f"""COPY (SELECT CAST("__line" AS INTEGER) AS line_number, {all_columns}
+                    FROM {_read_csv_sql(clean, ["__line", *names])})
+                    TO {_lit(parquet.as_posix())} ({PARQUET_OPTIONS})"""
+            )
             clean.csv_path.unlink()
+            raw_rows = f"read_parquet({_lit(parquet.as_posix())})"
+            rows = f"(SELECT line_number AS ln, {', '.join(_q(c) for c in plan.needed)} FROM {raw_rows})"
+            _aggregate(con, layout, plan, rows)
+        staging = Staging(workdir, detected, con, parquet, malformed, checks=plan.checks)
+        _validate(staging, plan, raw_rows)
     except (duckdb.IOException, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         # A gzip stream that ends early or is corrupt past the header: DuckDB or Python's gzip says so.
         con.close()
         if source.compression != "gzip":  # an I/O error on a plain file is the machine's, not the file's
             raise
         raise FileRefused(f"{path.name}: cannot be read to the end, the compressed data is damaged ({exc})") from exc
-    if source.csv_path != path:
-        source.csv_path.unlink()
-    staging = Staging(workdir, detected, con, parquet, malformed)
-    _validate(staging)
+    finally:
+        if source.csv_path != path:
+            source.csv_path.unlink(missing_ok=True)
     return staging
 
 
-def _columns_of(check: str) -> tuple[str, ...]:
-    return tuple(sorted(set(re.findall(r'"((?:[^"]|"")+)"', check))))
+def _validate(s: Staging, plan: _Plan, raw_rows: str) -> None:
+    """Reject the fine groups that fail a check, read the facts of the file, aggregate the charge lines.
 
-
-def _reject_failing(con: duckdb.DuckDBPyConnection, checks: list[str], amounts: frozenset[str]) -> None:
-    """Add to ``bad_lines`` the rows that fail any of ``checks``.
-
-    A check depends on a few columns only, and a recon file repeats the same values on many rows (dates,
-    GUIDs, currencies). So each check runs once per distinct combination of its columns, not once per row;
-    only when some combination fails are the rows that carry it looked up. Checks of ``amounts`` alone (columns
-    whose values hardly repeat) run per row.
+    ``raw_rows`` (SQL: ``line_number`` and every column) is read again only when some row is rejected, for the
+    rejected rows' values.
     """
-    by_columns: dict[tuple[str, ...], list[str]] = {}
-    per_row: list[str] = []
-    for check in checks:
-        columns = _columns_of(check)
-        if set(columns) <= amounts:  # nearly every row has its own amount: checking per row is cheaper
-            per_row.append(check)
-        else:
-            by_columns.setdefault(columns, []).append(check)
-    if per_row:
-        con.execute(f"INSERT INTO bad_lines SELECT line_number FROM raw WHERE {_failed_sql(per_row)}")
-    for columns, group in by_columns.items():
-        cols = ", ".join(_q(c) for c in columns)
-        failing = con.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT {cols} FROM raw) WHERE {_failed_sql(group)}"
-        ).fetchone()
-        if failing and failing[0]:
-            same = " AND ".join(f"r.{_q(c)} IS NOT DISTINCT FROM f.{_q(c)}" for c in columns)
-            con.execute(
-                f"""INSERT INTO bad_lines SELECT r.line_number FROM raw r SEMI JOIN (
-                      SELECT * FROM (SELECT DISTINCT {cols} FROM raw) WHERE {_failed_sql(group)}) f ON {same}"""
-            )
-
-
-def _validate(s: Staging) -> None:
-    """Find the rejected rows (kept in ``bad``), then read the facts of the file from the good ones."""
     con, layout = s.con, s.layout
-    con.execute(f"CREATE VIEW raw AS SELECT * FROM {rows_sql(s.parquet)}")
-    con.execute("CREATE TABLE bad_lines (line_number INTEGER)")
-    s.checks = _row_checks(layout, set(s.detected.columns))
-    amounts = frozenset(layout.decimals + layout.optional_decimals) - {"PCToBCExchangeRate"}
-    _reject_failing(con, s.checks, amounts)
+    con.execute("ALTER TABLE fine ADD COLUMN fail BOOLEAN")
+    con.execute(f"UPDATE fine SET fail = bad OR {_failed_sql(plan.per_group)}")
     cur = _q(layout.currency)
-    row = con.execute(
-        f"""SELECT (SELECT count(*) FROM raw), mode(lower("PartnerId")), mode("InvoiceNumber"), mode({cur})
-            FROM raw ANTI JOIN bad_lines USING (line_number)"""
-    ).fetchone()
+
+    def mode(expr: str) -> str:  # the most frequent value among the good rows; on a tie, the first in the file
+        return f"""(SELECT v FROM (SELECT {expr} AS v, sum(n) AS k, min(first_line) AS f FROM fine
+                    WHERE NOT fail AND v IS NOT NULL GROUP BY v) ORDER BY k DESC, f LIMIT 1)"""
+
+    partner_sql = mode('lower("PartnerId")')
+    row = con.execute(f"SELECT {partner_sql}, {mode(_q('InvoiceNumber'))}, {mode(cur)}").fetchone()
     assert row is not None
-    rows, partner, invoice, currency = row
+    partner, invoice, currency = row
     s.partner_id, s.invoice_number, s.currency = partner or "", invoice or "", currency or ""
-    _reject_failing(con, _file_checks(s), amounts)
-    cost = _q(layout.cost)
-    con.execute(
-        f"""CREATE TABLE bad AS SELECT line_number, num({cost}) AS cost
-            FROM raw SEMI JOIN bad_lines USING (line_number)"""
-    )
-    con.execute("DROP TABLE bad_lines")
+    con.execute(f"UPDATE fine SET fail = true WHERE NOT fail AND {_failed_sql(_file_checks(s))}")
+    found = con.execute(
+        """SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE fail), 0),
+                  coalesce(sum(s_cost) FILTER (WHERE NOT fail), 0), coalesce(sum(s_cost) FILTER (WHERE fail), 0)
+           FROM fine"""
+    ).fetchone()
+    assert found is not None
+    s.rows, s.rejected = int(found[0]), int(found[1])
+    s.facts["accepted_cost"], s.facts["rejected_cost"] = Decimal(found[2]), Decimal(found[3])
+    con.execute("CREATE TABLE bad AS SELECT unnest(lines) AS line_number FROM fine WHERE fail")
     con.execute(
         f"COPY (SELECT line_number FROM bad ORDER BY line_number) TO {_lit(s.rejected_parquet.as_posix())} "
         f"({PARQUET_OPTIONS})"
     )
-    con.execute("CREATE VIEW good AS SELECT * FROM raw ANTI JOIN bad USING (line_number)")
-    bad = con.execute("SELECT count(*), coalesce(sum(cost), 0) FROM bad").fetchone()
-    assert bad is not None
-    s.rows, s.rejected = rows, bad[0]
-    s.facts["rejected_cost"] = Decimal(bad[1])
+    if s.rejected:  # their values, for the rejects table
+        con.execute(f"CREATE TABLE bad_raw AS SELECT * FROM {raw_rows} SEMI JOIN bad USING (line_number)")
     if s.malformed is not None:
         more = con.execute(
             f"SELECT count(*) FROM read_csv({_lit(s.malformed.as_posix())}, all_varchar=true)"
@@ -544,25 +737,35 @@ def _validate(s: Staging) -> None:
         assert more is not None
         s.rows += more[0]
         s.rejected += more[0]
+        s.facts["malformed"] = more[0]
     con.execute(f"CREATE TABLE lines AS {_group_sql(layout)}")
+    con.execute(
+        f"""COPY (SELECT first_line AS grp, unnest(lines) AS line_number FROM lines ORDER BY grp, line_number)
+            TO {_lit(s.index_parquet.as_posix())} ({INDEX_PARQUET_OPTIONS})"""
+    )
+    con.execute("ALTER TABLE lines DROP COLUMN lines")
     facts = con.execute("SELECT min(cs), max(order_date) FROM lines").fetchone()
     assert facts is not None
-    accepted = con.execute(f"SELECT coalesce(sum(num({cost})), 0) FROM good").fetchone()  # from the rows themselves
-    assert accepted is not None
-    s.facts["accepted_cost"] = Decimal(accepted[0])
     if layout is INVOICE:
         s.kind = Kind.INVOICE
         day = facts[1]
+        totals = con.execute(
+            "SELECT coalesce(sum(s_cost), 0), coalesce(sum(s_tax), 0), coalesce(sum(s_total), 0) FROM fine "
+            "WHERE NOT fail"
+        ).fetchone()
+        assert totals is not None
+        s.facts["invoice_totals"] = tuple(Decimal(t) for t in totals)
     else:
         s.kind = Kind.USAGE_BILLED if s.invoice_number else Kind.USAGE_UNBILLED
         day = facts[0]
     s.period = day.replace(day=1) if day else None
     unknown = con.execute(
-        f"""SELECT "ChargeType", count(*) FROM good
-            WHERE lower("ChargeType") NOT IN ({", ".join(repr(k) for k in KNOWN_CHARGE_TYPES)})
+        f"""SELECT "ChargeType", CAST(sum(n) AS BIGINT) FROM fine
+            WHERE NOT fail AND lower("ChargeType") NOT IN ({", ".join(repr(k) for k in KNOWN_CHARGE_TYPES)})
             GROUP BY 1 ORDER BY 1"""
     ).fetchall()
     s.facts["unknown_charge_types"] = {db_text(k): n for k, n in unknown}
+    con.execute("DROP TABLE fine")
 
 
 # --- reading the staged rows ---------------------------------------------------------------------------
@@ -575,13 +778,8 @@ def file_cost(s: Staging) -> tuple[Decimal, Decimal]:
 
 def invoice_totals(s: Staging) -> tuple[Decimal, Decimal, Decimal]:
     """Subtotal, tax and total of the accepted rows of an invoice file."""
-    row = s.con.execute(
-        """SELECT coalesce(sum(num("Subtotal")), 0), coalesce(sum(num("TaxTotal")), 0),
-                  coalesce(sum(coalesce(num("Total"), num("Subtotal") + coalesce(num("TaxTotal"), 0))), 0)
-           FROM good"""
-    ).fetchone()
-    assert row is not None
-    return Decimal(row[0]), Decimal(row[1]), Decimal(row[2])
+    subtotal, tax, total = s.facts["invoice_totals"]
+    return subtotal, tax, total
 
 
 def tenants(s: Staging) -> list[tuple[str, str, str, Decimal, int]]:
@@ -599,47 +797,6 @@ CHARGE_FIELDS = (
     "meter_category", "quantity", "cost", "pricing_cost", "pricing_currency", "exchange_rate", "tax", "credit",
     "credit_percentage", "credit_type", "row_count", "first_line", "last_line",
 )  # fmt: skip
-
-
-def _group_sql(layout: Layout) -> str:
-    usage = layout is USAGE
-    meter = "coalesce(lower(\"MeterId\"), '')" if usage else "''"
-    if usage:
-        measures = """
-            sum(num("Quantity")) AS quantity, sum(num("BillingPreTaxTotal")) AS cost,
-            round(sum(coalesce(num("PricingPreTaxTotal"), 0)), 6) AS pricing_cost,
-            coalesce(max("PricingCurrency"), '') AS pricing_currency, max(num("PCToBCExchangeRate")) AS rate,
-            0 AS tax,
-            coalesce(sum(round(round((coalesce(num("UnitPrice"), 0) - coalesce(num("EffectiveUnitPrice"), 0))
-                * num("Quantity"), 10) * coalesce(num("PCToBCExchangeRate"), 1), 6))
-                FILTER (WHERE num("PartnerEarnedCreditPercentage") > 0 OR num("CreditPercentage") > 0), 0) AS credit,
-            coalesce(max(num("PartnerEarnedCreditPercentage")), 0) AS credit_percentage,
-            coalesce(max(CASE WHEN num("PartnerEarnedCreditPercentage") > 0 THEN 'Partner earned credit'
-                              ELSE "CreditType" END), '') AS credit_type"""
-        names = """coalesce(max("MeterName"), '') AS meter_name, coalesce(max("MeterCategory"), '') AS meter_category"""
-        order_date = "NULL::DATE"
-    else:
-        measures = """
-            sum(num("BillableQuantity")) AS quantity, sum(num("Subtotal")) AS cost,
-            round(sum(coalesce(num("EffectiveUnitPrice"), 0) * num("BillableQuantity")), 6) AS pricing_cost,
-            coalesce(max("PricingCurrency"), '') AS pricing_currency, max(num("PCToBCExchangeRate")) AS rate,
-            coalesce(sum(num("TaxTotal")), 0) AS tax,
-            coalesce(sum(num("Subtotal")) FILTER (WHERE "CreditReasonCode" IS NOT NULL), 0) AS credit,
-            0 AS credit_percentage, coalesce(max("CreditReasonCode"), '') AS credit_type"""
-        names = "coalesce(max(\"MeterDescription\"), '') AS meter_name, '' AS meter_category"
-        order_date = 'max(pdate("OrderDate"))'
-    return f"""
-        SELECT lower("CustomerId") AS tenant, coalesce("Tier2MpnId", '') AS reseller,
-               lower("SubscriptionId") AS subscription, "ProductId" AS product, coalesce("SkuId", '') AS sku,
-               {meter} AS meter, pdate("ChargeStartDate") AS cs, pdate("ChargeEndDate") AS ce,
-               min("ChargeType") AS charge_type,
-               coalesce(max("CustomerName"), '') AS customer_name, coalesce(max("ProductName"), '') AS product_name,
-               coalesce(max("SkuName"), '') AS sku_name, {names}, {measures},
-               count(*) AS row_count, min(line_number) AS first_line, max(line_number) AS last_line,
-               {order_date} AS order_date
-        FROM good
-        GROUP BY tenant, reseller, subscription, product, sku, meter, lower("ChargeType"), cs, ce"""
-
 
 _LINE_COLUMNS = (
     "tenant, reseller, subscription, product, sku, meter, cs, ce, charge_type, customer_name, product_name, "
@@ -662,28 +819,29 @@ def rejects(s: Staging, batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Every rejected row: line, column, reason, message, all problems and the raw values."""
     cols = list(s.layout.columns)
     problems = _problems_sql(s.checks + _file_checks(s))
-    cur = s.con.cursor()
-    cur.execute(
-        f"SELECT line_number, {problems} AS problems, {', '.join(_q(c) for c in cols)} "
-        "FROM raw SEMI JOIN bad USING (line_number) ORDER BY line_number"
-    )
-    while rows := cur.fetchmany(batch):
-        for r in rows:
-            raw = {c: db_text(v) for c, v in zip(cols, r[2:], strict=True) if c in s.detected.columns}
-            found = []
-            for p in r[1]:
-                column, reason = p.split("|", 1)
-                found.append({"column": column, "reason": reason, "value": raw.get(column)})
-            first = found[0]
-            yield {
-                "line_number": r[0],
-                "column": first["column"],
-                "reason": first["reason"],
-                "message": _message(first),
-                "problems": found,
-                "raw": {k: v or "" for k, v in raw.items()},
-            }
-    cur.close()
+    if s.rejected - _malformed_count(s):
+        cur = s.con.cursor()
+        cur.execute(
+            f"SELECT line_number, {problems} AS problems, {', '.join(_q(c) for c in cols)} "
+            "FROM bad_raw ORDER BY line_number"
+        )
+        while rows := cur.fetchmany(batch):
+            for r in rows:
+                raw = {c: db_text(v) for c, v in zip(cols, r[2:], strict=True) if c in s.detected.columns}
+                found = []
+                for p in r[1]:
+                    column, reason = p.split("|", 1)
+                    found.append({"column": column, "reason": reason, "value": raw.get(column)})
+                first = found[0]
+                yield {
+                    "line_number": r[0],
+                    "column": first["column"],
+                    "reason": first["reason"],
+                    "message": _message(first),
+                    "problems": found,
+                    "raw": {k: v or "" for k, v in raw.items()},
+                }
+        cur.close()
     if s.malformed is not None:
         with s.malformed.open(encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh)
@@ -694,6 +852,10 @@ def rejects(s: Staging, batch: int = 2000) -> Iterator[dict[str, Any]]:
                     "line_number": int(line), "column": "", "reason": "malformed_row",
                     "message": MESSAGES["malformed_row"], "problems": [problem], "raw": {"line": db_text(text)},
                 }  # fmt: skip
+
+
+def _malformed_count(s: Staging) -> int:
+    return int(s.facts.get("malformed", 0))
 
 
 def _message(problem: dict[str, Any]) -> str:
@@ -708,47 +870,100 @@ def _message(problem: dict[str, Any]) -> str:
 
 
 def rows_of(parquet: Path, layout: Layout, line: dict[str, Any], limit: int = 10_000) -> list[dict[str, Any]]:
-    """The raw rows a charge line came from ("explain this charge")."""
+    """The raw rows a charge line came from ("explain this charge"), each with its ``line_number``.
+
+    An import with an ``index.parquet`` finds the charge line's rows there by its ``first_line``, then reads
+    only those rows: raw lines (parsed here, with the file's header) or parsed rows. Older imports filter the
+    rows by the charge line's key.
+    """
+    index = parquet.with_name(INDEX_PARQUET)
     con = duckdb.connect()
     try:
         con.execute("SET threads = 1; SET memory_limit = '256MB'")
-        con.execute(
-            "CREATE MACRO pdate(s) AS CASE WHEN s IS NULL THEN NULL WHEN s[5] = '-' THEN TRY_CAST(s[1:10] AS DATE) "
-            "ELSE CAST(TRY_STRPTIME(split_part(s, ' ', 1), '%m/%d/%Y') AS DATE) END"
-        )
-        meter = "AND coalesce(lower(\"MeterId\"), '') = $meter" if layout is USAGE else ""
-        rows = rows_sql(parquet)
-        rejected = parquet.with_name(REJECTED_PARQUET)
-        if rejected.is_file():
-            source = (
-                f"(SELECT * FROM {rows} WHERE line_number NOT IN "
-                f"(SELECT line_number FROM read_parquet({_lit(rejected.as_posix())})))"
-            )
-        else:  # imported before rejected.parquet: each row carries its problems in the Parquet
-            source = f"(SELECT * EXCLUDE (_problems) FROM {rows} WHERE len(_problems) = 0)"
-        cur = con.execute(
-            f"""SELECT * FROM {source}
-                WHERE lower("CustomerId") = $tenant AND coalesce("Tier2MpnId", '') = $reseller
-                  AND lower("SubscriptionId") = $sub AND "ProductId" = $product AND coalesce("SkuId", '') = $sku
-                  AND lower("ChargeType") = lower($ct) AND pdate("ChargeStartDate") = $cs
-                  AND pdate("ChargeEndDate") = $ce {meter}
-                ORDER BY line_number LIMIT {int(limit)}""",
-            {
-                "tenant": str(line["customer_tenant_id"]),
-                "reseller": line["reseller_mpn_id"],
-                "sub": line["subscription_id"],
-                "product": line["product_id"],
-                "sku": line["sku_id"],
-                "ct": line["charge_type"],
-                "cs": line["charge_start"],
-                "ce": line["charge_end"],
-                **({"meter": line["meter_id"]} if layout is USAGE else {}),
-            },
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        if line.get("first_line") is not None and index.is_file():
+            return _indexed_rows(con, parquet, index, layout, int(line["first_line"]), limit)
+        return _rows_by_key(con, parquet, layout, line, limit)
     finally:
         con.close()
+
+
+def _indexed_rows(
+    con: duckdb.DuckDBPyConnection, parquet: Path, index: Path, layout: Layout, first_line: int, limit: int
+) -> list[dict[str, Any]]:
+    numbers = [
+        int(r[0])
+        for r in con.execute(
+            f"SELECT line_number FROM read_parquet({_lit(index.as_posix())}) WHERE grp = $grp "
+            f"ORDER BY line_number LIMIT {int(limit)}",
+            {"grp": first_line},
+        ).fetchall()
+    ]
+    if not numbers:
+        return []
+    path = _lit(parquet.as_posix())
+    if _parquet_columns(parquet) == RAW_COLUMNS:  # the header is line 1
+        wanted = ", ".join(str(n) for n in [1, *numbers])
+        found = con.execute(
+            f"""SELECT line_number, {RAW_LINE_COLUMN} FROM read_parquet({path})
+                WHERE line_number BETWEEN 1 AND {numbers[-1]} AND line_number IN ({wanted})
+                ORDER BY 1"""
+        ).fetchall()
+        header = next(csv.reader([found[0][1]]))
+        columns = detect(header).columns
+        rows = []
+        for number, text in found[1:]:
+            values = dict(zip(columns, next(csv.reader([text])), strict=False))
+            rows.append({"line_number": number, **{c: values.get(c) or None for c in layout.columns}})
+        return rows
+    wanted = ", ".join(str(n) for n in numbers)
+    cur = con.execute(
+        f"""SELECT * FROM read_parquet({path})
+            WHERE line_number BETWEEN {numbers[0]} AND {numbers[-1]} AND line_number IN ({wanted})
+            ORDER BY line_number"""
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _rows_by_key(
+    con: duckdb.DuckDBPyConnection, parquet: Path, layout: Layout, line: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """Imports made before ``index.parquet``: the rows whose key is the charge line's, less the rejected ones."""
+    con.execute(
+        "CREATE MACRO pdate(s) AS CASE WHEN s IS NULL THEN NULL WHEN s[5] = '-' THEN TRY_CAST(s[1:10] AS DATE) "
+        "ELSE CAST(TRY_STRPTIME(split_part(s, ' ', 1), '%m/%d/%Y') AS DATE) END"
+    )
+    meter = "AND coalesce(lower(\"MeterId\"), '') = $meter" if layout is USAGE else ""
+    rows = rows_sql(parquet)
+    rejected = parquet.with_name(REJECTED_PARQUET)
+    if rejected.is_file():
+        source = (
+            f"(SELECT * FROM {rows} WHERE line_number NOT IN "
+            f"(SELECT line_number FROM read_parquet({_lit(rejected.as_posix())})))"
+        )
+    else:  # imported before rejected.parquet: each row carries its problems in the Parquet
+        source = f"(SELECT * EXCLUDE (_problems) FROM {rows} WHERE len(_problems) = 0)"
+    cur = con.execute(
+        f"""SELECT * FROM {source}
+            WHERE lower("CustomerId") = $tenant AND coalesce("Tier2MpnId", '') = $reseller
+              AND lower("SubscriptionId") = $sub AND "ProductId" = $product AND coalesce("SkuId", '') = $sku
+              AND lower("ChargeType") = lower($ct) AND pdate("ChargeStartDate") = $cs
+              AND pdate("ChargeEndDate") = $ce {meter}
+            ORDER BY line_number LIMIT {int(limit)}""",
+        {
+            "tenant": str(line["customer_tenant_id"]),
+            "reseller": line["reseller_mpn_id"],
+            "sub": line["subscription_id"],
+            "product": line["product_id"],
+            "sku": line["sku_id"],
+            "ct": line["charge_type"],
+            "cs": line["charge_start"],
+            "ce": line["charge_end"],
+            **({"meter": line["meter_id"]} if layout is USAGE else {}),
+        },
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def layout_for(kind: str) -> Layout:

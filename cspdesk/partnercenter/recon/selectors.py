@@ -72,6 +72,7 @@ def rows_of_charge_line(actor: Actor, line_id: int) -> list[dict[str, Any]]:
             "charge_type",
             "charge_start",
             "charge_end",
+            "first_line",
         )
     }
     return importer.rows_of(parquet, importer.layout_for(line.source.kind), key)
