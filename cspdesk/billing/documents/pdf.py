@@ -8,6 +8,8 @@ twice gives the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
@@ -17,7 +19,8 @@ from typing import Final
 from babel import Locale
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
-from fpdf.fonts import FontFace
+from fpdf.fonts import TTFFont
+from fpdf.line_break import BREAKING_SPACE_SYMBOLS_STR, FORM_FEED, NBSP, SOFT_HYPHEN
 
 from cspdesk.core import l10n, pdffonts
 from cspdesk.core.l10n import babel_locale
@@ -47,6 +50,237 @@ class _Pdf(FPDF):
         self.set_y(-MARGIN)
         self.set_font(FONT, size=7)
         self.cell(0, 4, f"{_title(self.doc)} {self.doc.number} · {self.page_no()}/{{nb}}", align="C")
+
+
+# Text layout. fpdf2's table() and multi_cell() lay every cell out twice and break text one character at a
+# time through several layers of objects; for an invoice's lines that was most of the time a PDF took. The
+# tables and the one-line paragraphs are drawn here instead, with fpdf2's own rules: a line breaks at the
+# last breaking space before the text overflows, or inside a word that is wider than the box; cells are
+# padded by 1 mm, rows are as high as their highest cell and each cell's text is centred in its row;
+# horizontal rules between rows, a grey heading row repeated at the top of each page a table runs onto,
+# and a table never starts with its heading alone at the foot of a page.
+
+_TOLERANCE: Final = 1e-9  # fpdf.util.FloatTolerance
+_LEFT_TO_FPDF: Final = (SOFT_HYPHEN, FORM_FEED, "\r")  # characters whose line breaking stays with fpdf2
+_MISSING: Final = object()
+_wrapped: dict[tuple[str, float, float, str], tuple[tuple[str, float], ...] | None] = {}
+_WRAPPED_KEPT: Final = 100_000
+PADDING: Final = 1
+LINE_HEIGHT: Final = 4.5
+
+
+def _break(text: str, cw: Mapping[int, float], size_pt: float, k: float, width: float) -> list[str] | None:
+    """The lines fpdf2's ``multi_cell`` (word wrap) makes of ``text`` in a box ``width`` wide, or None where
+    fpdf2 is left to decide (soft hyphens, a character wider than the box)."""
+    lines: list[str] = []
+    n = len(text)
+    i = 0
+    while i < n:
+        start = i
+        units = 0.0
+        hint = -1
+        while True:
+            if i == n:
+                if units:
+                    lines.append(text[start:])
+                break
+            c = text[i]
+            if c == "\n":
+                lines.append(text[start:i])
+                i += 1
+                break
+            cu = cw[ord(c)]
+            if (units * size_pt * 0.001) / k + (cu * size_pt * 0.001) / k - width > _TOLERANCE:
+                if c in BREAKING_SPACE_SYMBOLS_STR:
+                    lines.append(text[start:i])
+                    i += 1
+                elif hint >= 0:
+                    lines.append(text[start:hint])
+                    i = hint + 1
+                elif i == start:
+                    return None
+                else:
+                    lines.append(text[start:i])
+                break
+            if c in BREAKING_SPACE_SYMBOLS_STR:
+                hint = i
+            units += cu
+            i += 1
+    return lines or [""]
+
+
+def _font(pdf: _Pdf) -> TTFFont:
+    font = pdf.current_font
+    assert isinstance(font, TTFFont)
+    return font
+
+
+def _wrap(pdf: _Pdf, text: str, width: float) -> tuple[tuple[str, float], ...] | None:
+    """``text`` broken into lines in the current font for a box ``width`` wide (margins already taken off), each
+    line with its width, as fpdf2 would print it (a no-break space is printed as a space); None: ask fpdf2."""
+    font = _font(pdf)
+    size_pt = pdf.font_size_pt
+    key = (font.fontkey, size_pt, width, text)
+    found = _wrapped.get(key, _MISSING)
+    if found is not _MISSING:
+        return found  # type: ignore[return-value]
+    result: tuple[tuple[str, float], ...] | None = None
+    if not any(c in text for c in _LEFT_TO_FPDF):
+        cw = font.cw
+        k = pdf.k
+        lines = _break(text, cw, size_pt, k, width)
+        if lines is not None:
+            result = tuple(
+                (line.replace(NBSP, " "), (sum(cw[ord(c)] for c in line) * size_pt * 0.001) / k) for line in lines
+            )
+    if len(_wrapped) >= _WRAPPED_KEPT:
+        _wrapped.clear()
+    _wrapped[key] = result
+    return result
+
+
+def _text_width(pdf: _Pdf, text: str) -> float:
+    """Width of ``text`` in the current font, as fpdf2 measures it."""
+    cw = _font(pdf).cw
+    return (sum(cw[ord(c)] for c in text) * pdf.font_size_pt * 0.001) / pdf.k
+
+
+def _cell(pdf: _Pdf, w: float, h: float, text: str, *, align: str = "L", next_line: bool = False) -> None:
+    """``pdf.cell(w, h, text, align=align)``, then to the right of it or (``next_line``) to the next line."""
+    pdf._perform_page_break_if_need_be(h)
+    x = pdf.x
+    if w == 0:
+        w = pdf.w - pdf.r_margin - x
+    if text:
+        c_margin = pdf.c_margin
+        dx = w - c_margin - _text_width(pdf, text) if align == "R" else c_margin
+        pdf.text(x + dx, pdf.y + (0.5 * h + 0.3 * pdf.font_size), text)
+    if next_line:
+        pdf.x = pdf.l_margin
+        pdf.y += h
+    else:
+        pdf.x = x + w
+
+
+def _paragraph(pdf: _Pdf, w: float, h: float, text: str, new_x: XPos = XPos.LMARGIN, link: str = "") -> None:
+    """``pdf.multi_cell(w, h, text, new_x=new_x, new_y=YPos.NEXT, link=link)``: drawn here when no line of it
+    is wrapped (fpdf2 justifies wrapped lines, and draws links)."""
+    x = pdf.x
+    c_margin = pdf.c_margin
+    width = (pdf.w - pdf.r_margin - x if w == 0 else w) - c_margin - c_margin
+    lines = None if link or text.endswith("\n") else _wrap(pdf, text, width)
+    if lines is None or len(lines) != text.count("\n") + 1:
+        pdf.multi_cell(w, h, text, link=link or None, new_x=new_x, new_y=YPos.NEXT)
+        return
+    rise = 0.5 * h + 0.3 * pdf.font_size
+    for line, _ in lines:
+        pdf._perform_page_break_if_need_be(h)
+        if line:
+            pdf.text(x + c_margin, pdf.y + rise, line)
+        pdf.y += h
+    pdf.x = pdf.l_margin if new_x is XPos.LMARGIN else x
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A table row: one text per column, or a single text across all columns."""
+
+    cells: tuple[str, ...]
+    bold: bool = False
+
+
+@dataclass(slots=True)
+class _Laid:
+    row: _Row
+    height: float
+    # per cell: its lines and widths, or None where fpdf2's multi_cell draws it; and the cell's own height
+    cells: list[tuple[tuple[tuple[str, float], ...] | None, float]]
+
+
+def _table(
+    pdf: _Pdf, fractions: Sequence[float], align: Sequence[str], heading: Sequence[str], rows: Sequence[_Row]
+) -> None:
+    """What ``pdf.table(col_widths=fractions, text_align=align, headings_style=bold on GREY, line_height=4.5,
+    padding=1, borders_layout="HORIZONTAL_LINES", width=pdf.epw)`` draws for ``heading`` and ``rows``."""
+    size = pdf.font_size_pt
+    left = pdf.l_margin
+    width = pdf.epw
+    total = sum(fractions)
+    widths = [fraction / total * width for fraction in fractions]
+    xs = [left]
+    for w in widths:
+        xs.append(xs[-1] + w)
+    full = 0.0
+    for w in widths:
+        full += w
+    table = [_Row(tuple(heading), bold=True), *rows]
+
+    def lay(row: _Row) -> _Laid:
+        pdf.set_font(FONT, "B" if row.bold else "", size)
+        cells: list[tuple[tuple[tuple[str, float], ...] | None, float]] = []
+        height = 0.0
+        for j, text in enumerate(row.cells):
+            if not text:
+                cells.append(((), 0.0))
+                continue
+            w = full if len(row.cells) == 1 else widths[j]
+            lines = _wrap(pdf, text, w - PADDING - PADDING)
+            if lines is None:
+                measured = pdf.multi_cell(w, LINE_HEIGHT, text, max_line_height=LINE_HEIGHT, padding=PADDING,
+                                          new_x=XPos.RIGHT, new_y=YPos.TOP, dry_run=True, output="HEIGHT")  # fmt: skip
+                assert isinstance(measured, float)
+                cell_h = measured
+            else:
+                cell_h = len(lines) * LINE_HEIGHT + PADDING + PADDING
+            cells.append((lines, cell_h))
+            height = max(height, cell_h)
+        return _Laid(row, height or LINE_HEIGHT, cells)
+
+    laid = [lay(row) for row in table]
+    last = len(laid) - 1
+    rise = 0.5 * LINE_HEIGHT + 0.3 * size / pdf.k
+
+    def draw(i: int) -> None:
+        item = laid[i]
+        y = pdf.y
+        bottom = y + item.height
+        if i == 0:
+            with pdf.local_context(fill_color=GREY):
+                pdf.rect(left, y, full, item.height, style="F")
+        if i > 0:
+            pdf.line(left, y, left + full, y)
+        if i < last:
+            pdf.line(left, bottom, left + full, bottom)
+        pdf.set_font(FONT, "B" if item.row.bold else "", size)
+        single = len(item.row.cells) == 1
+        for j, (lines, cell_h) in enumerate(item.cells):
+            w = full if single else widths[j]
+            top = y + (item.height - cell_h) / 2
+            if lines is None:
+                pdf.set_xy(xs[j], top)
+                pdf.multi_cell(w, LINE_HEIGHT, item.row.cells[j], max_line_height=LINE_HEIGHT, padding=PADDING,
+                               align=align[j], new_x=XPos.RIGHT, new_y=YPos.TOP)  # fmt: skip
+                continue
+            x = xs[j] + PADDING
+            right = align[j] == "R"
+            line_y = top + PADDING + rise
+            for text, text_w in lines:
+                if text:
+                    pdf.text(x + ((w - PADDING - PADDING) - text_w) if right else x, line_y, text)
+                line_y += LINE_HEIGHT
+        pdf.x = left
+        pdf.y = bottom
+
+    if last > 0:
+        pdf._perform_page_break_if_need_be(laid[0].height + laid[1].height)
+    for i, item in enumerate(laid):
+        if pdf._perform_page_break_if_need_be(item.height):
+            if pdf.y + item.height > pdf.page_break_trigger:
+                raise ValueError(f"The row with index {i} is too high and cannot be rendered on a single page")
+            if i > 0:
+                draw(0)
+        draw(i)
+    pdf.set_font(FONT, "", size)
 
 
 def _t(key: str, doc: Document) -> str:
@@ -119,9 +353,9 @@ def _party_block(pdf: _Pdf, x: float, width: float, heading: str, party: Party) 
     doc = pdf.doc
     pdf.set_xy(x, pdf.get_y())
     pdf.set_font(FONT, "B", 8)
-    pdf.multi_cell(width, 4, heading.upper(), new_x=XPos.LEFT, new_y=YPos.NEXT)
+    _paragraph(pdf, width, 4, heading.upper(), XPos.LEFT)
     pdf.set_font(FONT, "B", 10)
-    pdf.multi_cell(width, 5, party.name, new_x=XPos.LEFT, new_y=YPos.NEXT)
+    _paragraph(pdf, width, 5, party.name, XPos.LEFT)
     pdf.set_font(FONT, size=9)
     address = party.address
     lines = [address.street]
@@ -135,14 +369,14 @@ def _party_block(pdf: _Pdf, x: float, width: float, heading: str, party: Party) 
         lines.append(f"{_t('registration_id', doc)}: {party.registration_id}")
     if party.email:
         lines.append(f"{_t('email', doc)}: {party.email}")
-    pdf.multi_cell(width, 4.5, "\n".join(lines), new_x=XPos.LEFT, new_y=YPos.NEXT)
+    _paragraph(pdf, width, 4.5, "\n".join(lines), XPos.LEFT)
     return pdf.get_y()
 
 
 def _header(pdf: _Pdf) -> None:
     doc = pdf.doc
     pdf.set_font(FONT, "B", 18)
-    pdf.cell(0, 10, _title(doc), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _cell(pdf, 0, 10, _title(doc), next_line=True)
     pdf.set_font(FONT, size=9)
     facts = [(_t("number", doc), doc.number), (_t("issue_date", doc), _day(doc.issue_date, doc.language))]
     if doc.due_date:
@@ -154,18 +388,14 @@ def _header(pdf: _Pdf) -> None:
         facts.append((_t("buyer_reference", doc), doc.buyer_reference))
     for key, value in facts:
         pdf.set_font(FONT, "B", 9)
-        pdf.cell(45, 5, key)
+        _cell(pdf, 45, 5, key)
         pdf.set_font(FONT, size=9)
-        pdf.cell(0, 5, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _cell(pdf, 0, 5, value, next_line=True)
     if doc.preceding_invoice is not None:
         ref = doc.preceding_invoice
         pdf.set_font(FONT, "B", 9)
-        pdf.multi_cell(
-            0,
-            5,
-            _t("preceding_invoice", doc).format(number=ref.number, date=_day(ref.issue_date, doc.language)),
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
+        _paragraph(
+            pdf, 0, 5, _t("preceding_invoice", doc).format(number=ref.number, date=_day(ref.issue_date, doc.language))
         )
     pdf.ln(4)
     top = pdf.get_y()
@@ -184,36 +414,30 @@ def _rate_text(line: Line, doc: Document) -> str:
 
 def _lines(pdf: _Pdf) -> None:
     doc = pdf.doc
-    heading = FontFace(emphasis="BOLD", fill_color=GREY)
-    group_style = FontFace(emphasis="BOLD")
-    with pdf.table(
-        col_widths=COLUMNS,
-        text_align=("LEFT", "LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
-        headings_style=heading,
-        line_height=4.5,
-        padding=1,
-        borders_layout="HORIZONTAL_LINES",
-        width=pdf.epw,
-    ) as table:
-        row = table.row()
-        for key in ("description", "period", "quantity", "unit_price", "vat_rate", "net_amount"):
-            row.cell(_t(key, doc))
-        for group, members in doc.groups():
-            table.row().cell(group, colspan=len(COLUMNS), style=group_style)
-            for line in members:
-                text = line.description
-                if line.reference:
-                    text += f"\n{_t('reference', doc)}: {line.reference}"
-                period = ""
-                if line.period_start and line.period_end:
-                    period = f"{_day(line.period_start, doc.language)} –\n{_day(line.period_end, doc.language)}"
-                row = table.row()
-                row.cell(text)
-                row.cell(period)
-                row.cell(_number(line.quantity, doc.language))
-                row.cell(_unit_price(line.unit_price, doc.currency, doc.language))
-                row.cell(_rate_text(line, doc))
-                row.cell(_money(line.net_amount, doc.currency, doc.language))
+    rows: list[_Row] = []
+    for group, members in doc.groups():
+        rows.append(_Row((group,), bold=True))
+        for line in members:
+            text = line.description
+            if line.reference:
+                text += f"\n{_t('reference', doc)}: {line.reference}"
+            period = ""
+            if line.period_start and line.period_end:
+                period = f"{_day(line.period_start, doc.language)} –\n{_day(line.period_end, doc.language)}"
+            rows.append(
+                _Row(
+                    (
+                        text,
+                        period,
+                        _number(line.quantity, doc.language),
+                        _unit_price(line.unit_price, doc.currency, doc.language),
+                        _rate_text(line, doc),
+                        _money(line.net_amount, doc.currency, doc.language),
+                    )
+                )
+            )
+    heading = [_t(key, doc) for key in ("description", "period", "quantity", "unit_price", "vat_rate", "net_amount")]
+    _table(pdf, COLUMNS, ("L", "L", "R", "R", "R", "R"), heading, rows)
 
 
 def _totals(pdf: _Pdf) -> None:
@@ -230,8 +454,8 @@ def _totals(pdf: _Pdf) -> None:
     for key, amount, bold in rows:
         pdf.set_x(x)
         pdf.set_font(FONT, "B" if bold else "", 11 if bold else 9)
-        pdf.cell(label_w, 6, _t(key, doc), align="R")
-        pdf.cell(value_w, 6, _money(amount, doc.currency, doc.language), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _cell(pdf, label_w, 6, _t(key, doc), align="R")
+        _cell(pdf, value_w, 6, _money(amount, doc.currency, doc.language), align="R", next_line=True)
     pdf.set_font(FONT, size=9)
     pdf.ln(4)
 
@@ -239,41 +463,30 @@ def _totals(pdf: _Pdf) -> None:
 def _vat_summary(pdf: _Pdf) -> None:
     doc = pdf.doc
     pdf.set_font(FONT, "B", 10)
-    pdf.cell(0, 6, _t("vat_summary", doc), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _cell(pdf, 0, 6, _t("vat_summary", doc), next_line=True)
     pdf.set_font(FONT, size=9)
-    with pdf.table(
-        col_widths=(40, 15, 20, 20),
-        text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT"),
-        headings_style=FontFace(emphasis="BOLD", fill_color=GREY),
-        line_height=4.5,
-        padding=1,
-        borders_layout="HORIZONTAL_LINES",
-        width=pdf.epw,
-    ) as table:
-        row = table.row()
-        for key in ("vat_category", "vat_rate", "taxable_amount", "vat_amount"):
-            row.cell(_t(key, doc))
-        for entry in doc.totals.vat_breakdown:
-            row = table.row()
-            row.cell(f"{labels.category_name(entry.category, doc.language)} ({entry.category.value})")
-            row.cell(_percent(entry.rate, doc.language) if entry.category.has_rate else "–")
-            row.cell(_money(entry.taxable_amount, doc.currency, doc.language))
-            row.cell(_money(entry.tax_amount, doc.currency, doc.language))
+    rows = [
+        _Row(
+            (
+                f"{labels.category_name(entry.category, doc.language)} ({entry.category.value})",
+                _percent(entry.rate, doc.language) if entry.category.has_rate else "–",
+                _money(entry.taxable_amount, doc.currency, doc.language),
+                _money(entry.tax_amount, doc.currency, doc.language),
+            )
+        )
+        for entry in doc.totals.vat_breakdown
+    ]
+    heading = [_t(key, doc) for key in ("vat_category", "vat_rate", "taxable_amount", "vat_amount")]
+    _table(pdf, (40, 15, 20, 20), ("L", "R", "R", "R"), heading, rows)
     pdf.ln(2)
     for note in doc.notes():
         pdf.set_font(FONT, "B", 9)
-        pdf.multi_cell(0, 5, note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _paragraph(pdf, 0, 5, note)
     pdf.set_font(FONT, size=9)
     if doc.exchange_rate is not None:
-        pdf.multi_cell(
-            0,
-            5,
-            labels.exchange_rate_sentence(doc.exchange_rate, doc.currency, doc.language),
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
-        )
+        _paragraph(pdf, 0, 5, labels.exchange_rate_sentence(doc.exchange_rate, doc.currency, doc.language))
     if doc.note:
-        pdf.multi_cell(0, 5, doc.note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _paragraph(pdf, 0, 5, doc.note)
     pdf.ln(3)
 
 
@@ -282,9 +495,9 @@ def _payment(pdf: _Pdf) -> None:
 
     def pair(key: str, value: str, link: str = "") -> None:
         pdf.set_font(FONT, "B", 9)
-        pdf.cell(45, 5, _t(key, doc))
+        _cell(pdf, 45, 5, _t(key, doc))
         pdf.set_font(FONT, size=9)
-        pdf.multi_cell(0, 5, value, link=link or None, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _paragraph(pdf, 0, 5, value, link=link)
 
     if doc.payment_terms:
         pair("payment_terms", doc.payment_terms)
@@ -293,7 +506,7 @@ def _payment(pdf: _Pdf) -> None:
     if doc.bank is not None:
         pdf.ln(1)
         pdf.set_font(FONT, "B", 10)
-        pdf.cell(0, 6, _t("bank_details", doc), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _cell(pdf, 0, 6, _t("bank_details", doc), next_line=True)
         if doc.bank.account_name:
             pair("account_name", doc.bank.account_name)
         pair("iban", _iban(doc.bank.iban))
