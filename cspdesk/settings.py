@@ -285,6 +285,7 @@ CSPDESK_WORK_LEASE_SECONDS = int(os.environ.get("CSPDESK_WORK_LEASE_SECONDS", "6
 CSPDESK_WORK_MAX_ATTEMPTS = int(os.environ.get("CSPDESK_WORK_MAX_ATTEMPTS", "5"))
 CSPDESK_WORK_RETRY_SECONDS = int(os.environ.get("CSPDESK_WORK_RETRY_SECONDS", "30"))
 CSPDESK_BILLING_BUYERS_PER_PART = int(os.environ.get("CSPDESK_BILLING_BUYERS_PER_PART", "50"))
+CSPDESK_IMPORT_CUSTOMERS_PER_PART = int(os.environ.get("CSPDESK_IMPORT_CUSTOMERS_PER_PART", "100"))
 # ---- background work (end) ----
 
 # Partner Center: the client is pointed at the real service or the local emulator by configuration only.

@@ -68,7 +68,7 @@ def test_split_import_equals_the_single_process_import(files, settings, tmp_path
     expected = single_process(path, tmp_path / "single", settings)
     assert sum(expected["lines"].values()) == expected["summary"]["charge_lines"] > 0
     settings.VAR_DIR = tmp_path / "split"
-    result = runs.import_parallel(SYSTEM, path, in_process=True)
+    result = runs.import_parallel(SYSTEM, path, in_process=True, per_part=2)
     imp = result.imported
     assert not result.duplicate and imp.status == ImportStatus.ACTIVE
     assert snapshots.recon_import(imp) == expected
@@ -79,7 +79,8 @@ def test_split_import_equals_the_single_process_import(files, settings, tmp_path
     batch = runs.batch_of(imp)
     assert batch is not None and batch.status == BatchStatus.DONE
     unassigned = 1 if imp.summary["unassigned_tenants"] else 0
-    assert batch.parts.count() == imp.customers + unassigned
+    assert imp.customers >= 2  # so that a part holds more than one
+    assert batch.parts.count() == -(-imp.customers // 2) + unassigned  # two customers to a part
     assert (settings.VAR_DIR / imp.raw_path).is_file()
     if name == "usage-billed":
         assert imp.rejected == 2 and imp.summary["unassigned_tenants"]
@@ -96,7 +97,7 @@ def test_a_part_done_again_writes_nothing(files, settings, tmp_path: Path, djang
     path = files["usage-billed"]
     expected = single_process(path, tmp_path / "single", settings)
     settings.VAR_DIR = tmp_path / "split"
-    result, batch = runs.start_import(SYSTEM, path)
+    result, batch = runs.start_import(SYSTEM, path, per_part=1)
     assert batch is not None
     imp = result.imported
     first = batch.parts.exclude(key=runs.UNASSIGNED).order_by("key").first()

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 
 from cspdesk.audit import services as audit
 from cspdesk.core import fanout
@@ -103,8 +104,10 @@ def start_import(
     replace: bool = False,
     organisation_id: int | None = None,
     invoice_date: dt.date | None = None,
+    per_part: int | None = None,
 ) -> tuple[services.ImportResult, WorkBatch | None]:
-    """Stage the file and enqueue one part per customer (after the commit). A file imported before (or being
+    """Stage the file and enqueue its parts (after the commit): ``per_part`` customers to a part
+    (CSPDESK_IMPORT_CUSTOMERS_PER_PART, 100), and one for the unassigned tenants. A file imported before (or being
     imported) is returned as a duplicate with its batch, if it has one."""
     path = Path(path)
     if not path.is_file():
@@ -127,7 +130,8 @@ def start_import(
         if lines_cost != total:
             raise AssertionError(f"conservation broken: rows {total} ≠ charge lines {lines_cost}")
         with transaction.atomic():
-            imp, batch = _write(actor, path, sha, staging, org, n_lines, replace=replace, invoice_date=invoice_date)
+            imp, batch = _write(actor, path, sha, staging, org, n_lines, replace=replace, invoice_date=invoice_date,
+                                per_part=per_part or customers_per_part())  # fmt: skip
             final_dir = services.recon_dir() / str(imp.pk)
             staging.close()
             workdir.rename(final_dir)
@@ -151,6 +155,7 @@ def _write(
     *,
     replace: bool,
     invoice_date: dt.date | None,
+    per_part: int,
 ) -> tuple[Import, WorkBatch]:
     assert staging.period is not None
     twin = services._active_twin(org, staging)  # locks it until the commit
@@ -207,10 +212,14 @@ def _write(
     }
     imp.save(update_fields=["raw_path", "summary"])
     invoice = importer.invoice_totals(staging) if staging.kind == Kind.INVOICE else None
-    parts = [
-        (UNASSIGNED if pk is None else f"customer:{pk:012d}", {"customer_id": pk, "keys": keys})
-        for pk, keys in sorted(by_customer.items(), key=lambda kv: -1 if kv[0] is None else kv[0])
-    ]
+    known = sorted((pk, keys) for pk, keys in by_customer.items() if pk is not None)
+    parts: list[tuple[str, dict[str, Any]]] = []
+    if None in by_customer:
+        parts.append((UNASSIGNED, {"customers": [{"customer_id": None, "keys": by_customer[None]}]}))
+    for i in range(0, len(known), per_part):
+        group = known[i : i + per_part]
+        parts.append((f"customer:{group[0][0]:012d}",
+                      {"customers": [{"customer_id": pk, "keys": keys} for pk, keys in group]}))  # fmt: skip
     started = fanout.start(
         KIND, f"import:{imp.pk}", parts, handler="cspdesk.partnercenter.recon.runs.insert_part",
         finisher="cspdesk.partnercenter.recon.runs.finish_import", atomic=True,
@@ -220,24 +229,38 @@ def _write(
     return imp, started
 
 
+def customers_per_part() -> int:
+    return max(1, int(getattr(settings, "CSPDESK_IMPORT_CUSTOMERS_PER_PART", 100)))
+
+
 def insert_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
-    """One customer's charge lines (or the unassigned tenants'); runs inside the part's transaction."""
+    """Its customers' charge lines (or the unassigned tenants'); runs inside the part's transaction, so all of
+    them are written or none."""
     imp = Import.objects.get(pk=batch.params["import_id"])
     if imp.status != ImportStatus.IMPORTING:
         return {"skipped": f"import {imp.pk} is {imp.status}"}
-    customer_id: int | None = part.args["customer_id"]
+    customers = part.args.get("customers") or [part.args]  # a part enqueued before grouping holds one customer
+    first: int | None = customers[0]["customer_id"]
     mine = ChargeLine.objects.filter(source=imp)
-    mine = mine.filter(customer_id=customer_id) if customer_id is not None else mine.filter(customer__isnull=True)
+    mine = mine.filter(customer_id=first) if first is not None else mine.filter(customer__isnull=True)
     if mine.exists():  # written before (the part's "done" mark went missing): never twice
-        return {"skipped": "charge lines already written", "lines": mine.count()}
-    keys = {(t, r) for t, r in part.args["keys"]}
+        ids = [c["customer_id"] for c in customers]
+        theirs = Q(customer_id__in=[i for i in ids if i is not None])
+        if None in ids:
+            theirs |= Q(customer__isnull=True)
+        return {
+            "skipped": "charge lines already written",
+            "lines": ChargeLine.objects.filter(theirs, source=imp).count(),
+        }
+    owner = {(t, r): c["customer_id"] for c in customers for t, r in c["keys"]}
     lines: list[ChargeLine] = []
     cost = services.ZERO
-    for g in _read_lines(lines_path(imp), sorted({t for t, _ in keys})):
-        if (g["customer_tenant_id"], g["reseller_mpn_id"]) not in keys:
+    for g in _read_lines(lines_path(imp), sorted({t for t, _ in owner})):
+        key = (g["customer_tenant_id"], g["reseller_mpn_id"])
+        if key not in owner:
             continue  # the same tenant under another reseller: another customer's part
         g["customer_tenant_id"] = uuid.UUID(g["customer_tenant_id"])
-        g["customer_id"] = customer_id
+        g["customer_id"] = owner[key]
         g["credit_percentage"] = Decimal(g["credit_percentage"])
         lines.append(ChargeLine(source=imp, organisation_id=imp.organisation_id, currency=imp.currency, **g))
         cost += g["cost"]
@@ -322,11 +345,12 @@ def import_parallel(
     invoice_date: dt.date | None = None,
     timeout: float = 3600,
     in_process: bool = False,
+    per_part: int | None = None,
 ) -> services.ImportResult:
     """Start the split import and wait for the workers (``in_process``: do the parts here, one after another).
     A file already being imported is waited for, not imported again."""
     result, batch = start_import(actor, path, replace=replace, organisation_id=organisation_id,
-                                 invoice_date=invoice_date)  # fmt: skip
+                                 invoice_date=invoice_date, per_part=per_part)  # fmt: skip
     if batch is not None and batch.status != BatchStatus.DONE:
         if in_process:
             fanout.drain(batch.pk)
