@@ -93,7 +93,9 @@ def draft_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
         return {"skipped": "no charge lines left for these buyers"}
     threshold = Decimal(str(batch.params["threshold"]))
     reseller_cost = services._provider_prices(period, lines)
-    cache = services.RunCache(period, whole_run=False)
+    # a part drafts many buyers: reading a seller's support plans and last period's totals once is cheaper
+    # than once per buyer
+    cache = services.RunCache(period, whole_run=len(mine) > 1)
     rules_of: dict[int, list[Any]] = {}
     reviews = []
     for bucket in mine:
