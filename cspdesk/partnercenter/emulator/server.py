@@ -48,10 +48,10 @@ Service requests need an app+user token (one obtained with a refresh token), as 
 from __future__ import annotations
 
 import contextlib
-import signal
 import datetime as dt
 import json
 import re
+import signal
 import socket
 import threading
 import time
