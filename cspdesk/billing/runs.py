@@ -14,7 +14,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from cspdesk.catalog import selectors as catalog
 from cspdesk.core import fanout
 from cspdesk.core.actor import Actor
 from cspdesk.core.models import WorkBatch, WorkPart
@@ -91,18 +90,10 @@ def draft_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
     )
     if not mine:  # their charge lines were billed or withdrawn since the run started
         return {"skipped": "no charge lines left for these buyers"}
-    threshold = Decimal(str(batch.params["threshold"]))
-    reseller_cost = services._provider_prices(period, lines)
     # a part drafts many buyers: reading a seller's support plans and last period's totals once is cheaper
     # than once per buyer
     cache = services.RunCache(period, whole_run=len(mine) > 1)
-    rules_of: dict[int, list[Any]] = {}
-    reviews = []
-    for bucket in mine:
-        if bucket.seller.pk not in rules_of:
-            rules_of[bucket.seller.pk] = catalog.rule_specs(bucket.seller.pk, period, services.month_end(period))
-        drafted = services._draft(run, bucket, rules_of[bucket.seller.pk], period, reseller_cost, cache)
-        reviews.append(services.review_of(drafted, period, threshold, cache))
+    _, reviews = services.draft_buckets(run, mine, lines, Decimal(str(batch.params["threshold"])), cache)
     return {"reviews": reviews}
 
 

@@ -500,22 +500,28 @@ def bill(actor: Actor, period: dt.date, *, threshold: Decimal | None = None) -> 
     run, sellers, replaced = begin_run(actor, period)
     lines = load_charge_lines(billable_charge_lines(period))
     buckets, unassigned = _buckets(sellers, lines)
-    reseller_cost = _provider_prices(period, lines)
-    end = month_end(period)
-    cache = RunCache(period)
-    rules_of: dict[int, list[RuleSpec]] = {}
-    customers: list[dict[str, Any]] = []
-    invoices: list[Invoice] = []
-    for bucket in sorted(buckets, key=bucket_order):
-        if bucket.seller.pk not in rules_of:
-            rules_of[bucket.seller.pk] = catalog.rule_specs(bucket.seller.pk, period, end)
-        drafted = _draft(run, bucket, rules_of[bucket.seller.pk], period, reseller_cost, cache)
-        if drafted.invoice is not None:
-            invoices.append(drafted.invoice)
-        customers.append(review_of(drafted, period, threshold, cache))
+    invoices, customers = draft_buckets(run, sorted(buckets, key=bucket_order), lines, threshold, RunCache(period))
     finish_review(actor, run, period, charge_lines=len(lines), invoices=invoices, customers=customers,
                   unassigned=unassigned, replaced=replaced, threshold=threshold)  # fmt: skip
     return run
+
+
+def draft_buckets(run: BillingRun, buckets: list[Bucket], lines: list[ChargeLine], threshold: Decimal,
+                  cache: RunCache) -> tuple[list[Invoice], list[dict[str, Any]]]:  # fmt: skip
+    """Draft ``buckets`` in their order (``lines``: their charge lines): the invoices and the review entries."""
+    period = run.period
+    reseller_cost = _provider_prices(period, lines)
+    rules_of: dict[int, list[RuleSpec]] = {}
+    invoices: list[Invoice] = []
+    reviews: list[dict[str, Any]] = []
+    for bucket in buckets:
+        if bucket.seller.pk not in rules_of:
+            rules_of[bucket.seller.pk] = catalog.rule_specs(bucket.seller.pk, period, month_end(period))
+        drafted = _draft(run, bucket, rules_of[bucket.seller.pk], period, reseller_cost, cache)
+        if drafted.invoice is not None:
+            invoices.append(drafted.invoice)
+        reviews.append(review_of(drafted, period, threshold, cache))
+    return invoices, reviews
 
 
 def begin_run(actor: Actor, period: dt.date) -> tuple[BillingRun, list[Organisation], int]:

@@ -172,10 +172,12 @@ def customer_credit(customer_id: int, currency: str | None = None) -> Decimal:
     qs = Payment.objects.filter(customer_id=customer_id)
     if currency:
         qs = qs.filter(currency=currency)
-    total = ZERO
-    for p in payments_with_unallocated(qs):
-        total += Decimal(p.amount) - Decimal(p.refunded) - p.used  # type: ignore[attr-defined]
-    return total
+    return sum((_left_of(p) for p in payments_with_unallocated(qs)), ZERO)
+
+
+def _left_of(payment: Payment) -> Decimal:
+    """What is left of a payment annotated by :func:`payments_with_unallocated`: on no invoice, not refunded."""
+    return Decimal(payment.amount) - Decimal(payment.refunded) - payment.used  # type: ignore[attr-defined]
 
 
 def customers_with_credit(customer_ids: set[int]) -> set[tuple[int, str]]:
@@ -185,7 +187,7 @@ def customers_with_credit(customer_ids: set[int]) -> set[tuple[int, str]]:
     ids = sorted(customer_ids)
     for i in range(0, len(ids), 500):
         for p in payments_with_unallocated(Payment.objects.filter(customer_id__in=ids[i : i + 500])):
-            credit[(p.customer_id, p.currency)] += Decimal(p.amount) - Decimal(p.refunded) - p.used  # type: ignore[attr-defined,index]
+            credit[(p.customer_id, p.currency)] += _left_of(p)  # type: ignore[index]
     return {key for key, amount in credit.items() if amount > 0}
 
 
