@@ -13,7 +13,6 @@ from decimal import Decimal
 
 from babel.lists import format_list
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.utils import translation
 from django.utils.translation import gettext, ngettext
 
@@ -52,9 +51,6 @@ class Mail:
     subject: str
     body: str
     to: list[str]
-
-    def send(self) -> None:
-        EmailMessage(subject=self.subject, body=self.body, to=self.to).send(fail_silently=False)
 
 
 def _invoice_lines(invoices: list[evaluation.OpenInvoice], language: str) -> list[str]:

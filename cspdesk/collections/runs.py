@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 
 from cspdesk.audit import services as audit
-from cspdesk.core import clock, fanout
+from cspdesk.core import clock, fanout, outbox
 from cspdesk.core.actor import Actor
 from cspdesk.core.models import WorkBatch, WorkPart
 from cspdesk.tenancy import permissions
@@ -73,6 +73,7 @@ def run_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
         cases = [int(part.args["case_id"])]
     for case_id in cases:
         report.partner_center += services.process_case(case_id, today=today)
+    outbox.flush()
     return {k: v for k, v in report.as_dict().items() if k in ("actions", "closed", "partner_center", "skipped")}
 
 

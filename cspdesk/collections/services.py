@@ -24,7 +24,7 @@ from django.db.models import Q
 
 from cspdesk.audit import services as audit
 from cspdesk.billing.models import Invoice, InvoiceKind, InvoiceStatus
-from cspdesk.core import clock
+from cspdesk.core import clock, outbox
 from cspdesk.core.actor import Actor
 from cspdesk.core.errors import Conflict, NotFound, ValidationFailed
 from cspdesk.core.money import quantize
@@ -442,6 +442,7 @@ def run(
         factory = client_factory or default_client_factory
         for case_id in _cases_with_partner_center_work(actor, organisation_id):
             report.partner_center += process_case(case_id, client_factory=factory, today=today)
+        outbox.flush()  # what the workers' tasks have not sent yet (none run, or none is running)
         audit.record(actor, "collections.run", object_type="collections.run", object_id=str(today),
                      after={"today": today, "actions": len(report.actions), "closed": len(report.closed),
                             "partner_center": len(report.partner_center)})  # fmt: skip
@@ -596,7 +597,7 @@ def _run_stage(
         final = stage.action == StageAction.FINAL_NOTICE
         later = [s for s in rules.stages if s.days > stage.days]
         mail = notices.overdue_notice(customer, pos, final=final, next_step=later[0] if later else None, rules=rules)
-        details.update(_send(mail))
+        details.update(_send(mail, f"collections.action:{action.pk}", stage.action, customer))
     elif stage.action == StageAction.SUSPEND:
         subs = _covered_subscriptions(customer, rules)
         details["subscriptions"] = [s.pk for s in subs]
@@ -610,7 +611,8 @@ def _run_stage(
         case.handed_over = True
         to = payments.billing_admin_emails(customer.organisation_id)
         if to:
-            details.update(_send(notices.hand_over_notice(customer, case.pk, pos, to)))
+            mail = notices.hand_over_notice(customer, case.pk, pos, to)
+            details.update(_send(mail, f"collections.action:{action.pk}", stage.action, customer))
         else:
             details.update({"sent": False, "to": [], "why": "the organisation has no billing admin with an e-mail"})
     action.details = details
@@ -624,11 +626,13 @@ def _run_stage(
     return True
 
 
-def _send(mail: notices.Mail) -> dict[str, Any]:
+def _send(mail: notices.Mail, key: str, what: str, customer: Customer) -> dict[str, Any]:
+    """Queue the e-mail in the caller's transaction: it goes out once that commits (:mod:`cspdesk.core.outbox`)."""
     if not mail.to:
         return {"sent": False, "to": [], "subject": mail.subject, "why": "no billing e-mail address"}
-    mail.send()
-    return {"sent": True, "to": mail.to, "subject": mail.subject}
+    queued = outbox.queue(key, subject=mail.subject, body=mail.body, to=mail.to, source=f"collections.{what}",
+                          organisation_id=customer.organisation_id, customer_id=customer.pk)  # fmt: skip
+    return {"sent": True, "mail_id": queued.pk, "to": mail.to, "subject": mail.subject}
 
 
 def _close_case(actor: Actor, case: Case, reason: str, note: str) -> None:
@@ -846,15 +850,20 @@ def _finish_suspend_action(case: Case) -> None:
         states = set(case.suspensions.values_list("state", flat=True))
         if not states or states - {SuspensionState.SUSPENDED}:
             return
-        done = CaseAction.objects.filter(case=case, action=StageAction.SUSPEND, status=ActionStatus.IN_PROGRESS).update(
-            status=ActionStatus.DONE)  # fmt: skip
-        if not done:
+        suspending = CaseAction.objects.filter(case=case, action=StageAction.SUSPEND, status=ActionStatus.IN_PROGRESS)
+        done = sorted(suspending.values_list("pk", flat=True))
+        if not done or not suspending.filter(pk__in=done).update(status=ActionStatus.DONE):
             return
         subs = [x.subscription for x in case.suspensions.select_related("subscription")]
         policy = selectors.policy_for_customer(case.customer)
         grace = selectors.rules_of(policy).grace_days if policy else 0
         pos = evaluation.position(selectors.open_invoices(case.customer_id), clock.today(), grace)
-        sent = _send(notices.suspension_notice(case.customer, pos, subs))
+        sent = _send(
+            notices.suspension_notice(case.customer, pos, subs),
+            f"collections.action:{done[0]}:suspended",
+            "suspension_notice",
+            case.customer,
+        )
         audit.record(SYSTEM, "collections.suspension_notice_sent", obj=case, organisation_id=case.organisation_id,
                      customer_id=case.customer_id, after={"subscriptions": [s.pk for s in subs], **sent})  # fmt: skip
 
@@ -884,7 +893,12 @@ def _turn_off_renewal(case: Case, action: CaseAction, client: PartnerCenterClien
             policy = selectors.policy_for_customer(case.customer)
             grace = selectors.rules_of(policy).grace_days if policy else 0
             pos = evaluation.position(selectors.open_invoices(case.customer_id), clock.today(), grace)
-            sent = _send(notices.renewal_notice(case.customer, pos, subs))
+            sent = _send(
+                notices.renewal_notice(case.customer, pos, subs),
+                f"collections.action:{action.pk}:renewal",
+                "renewal_notice",
+                case.customer,
+            )
             audit.record(SYSTEM, "collections.renewal_turned_off", obj=action, organisation_id=case.organisation_id,
                          customer_id=case.customer_id, after={"subscriptions": ids, **sent})  # fmt: skip
     return results
@@ -930,6 +944,7 @@ def _finish_reactivation(case: Case) -> None:
             return
         subs = [x.subscription for x in case.suspensions.filter(state=SuspensionState.REACTIVATED)
                 .select_related("subscription")]  # fmt: skip
-        sent = _send(notices.restored_notice(case.customer, subs, lifted=case.close_reason == CloseReason.LIFTED))
+        mail = notices.restored_notice(case.customer, subs, lifted=case.close_reason == CloseReason.LIFTED)
+        sent = _send(mail, f"collections.case:{case.pk}:restored", "restored_notice", case.customer)
         audit.record(SYSTEM, "collections.reactivation_notice_sent", obj=case, organisation_id=case.organisation_id,
                      customer_id=case.customer_id, after={"subscriptions": [s.pk for s in subs], **sent})  # fmt: skip

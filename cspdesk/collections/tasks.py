@@ -6,6 +6,7 @@ from typing import Any
 
 from django_tasks import task
 
+from cspdesk.core import outbox
 from cspdesk.core.actor import Actor
 from cspdesk.core.output import to_jsonable
 
@@ -23,7 +24,9 @@ def run_collections(dry_run: bool = False) -> dict[str, Any]:
 def process_case(case_id: int) -> list[dict[str, Any]]:
     """Send a case's pending Partner Center changes now: a reactivation after a payment cleared the overdue
     balance or a billing admin lifted the case, or suspensions a billing admin approved."""
-    return to_jsonable(services.process_case(case_id))
+    results = services.process_case(case_id)
+    outbox.flush()
+    return to_jsonable(results)
 
 
 @task()

@@ -75,3 +75,41 @@ class ScheduledRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} {self.slot}"
+
+
+class MailStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboundMail(models.Model):
+    """An e-mail written in the same transaction as the change it reports, sent after that commits.
+
+    A rolled-back change takes its e-mail with it; a committed one is sent by whoever claims the row first (the
+    task enqueued on commit, a run's flush, the scheduler's sweep). ``key`` names the event the e-mail is about,
+    so one event queues one e-mail; ``message_id`` is fixed when the row is written, so a resend after a sender
+    died between the server's acceptance and its own commit carries the same Message-ID.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    source = models.CharField(max_length=64, help_text="what wrote it, e.g. collections.reminder")
+    organisation_id = models.IntegerField(null=True, blank=True)
+    customer_id = models.IntegerField(null=True, blank=True)
+    from_email = models.CharField(max_length=254, blank=True)
+    to = models.JSONField(default=list)
+    subject = models.CharField(max_length=998)
+    body = models.TextField()
+    message_id = models.CharField(max_length=254)
+    status = models.CharField(max_length=16, choices=MailStatus.choices, default=MailStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "claimed_at"], name="core_outboundmail_status_claim")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"

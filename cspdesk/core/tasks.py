@@ -19,3 +19,11 @@ def run_part(part_id: int) -> dict[str, Any]:
 def sweep() -> dict[str, Any]:
     """Re-enqueue parts whose worker died or failed; finish complete batches."""
     return fanout.sweep().as_dict()
+
+
+@task()
+def deliver_mail(mail_id: int) -> str:
+    """Send one queued e-mail (see :mod:`cspdesk.core.outbox`); a mail already sent or held elsewhere is skipped."""
+    from . import outbox
+
+    return outbox.deliver(mail_id)

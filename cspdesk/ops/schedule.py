@@ -1,6 +1,7 @@
 """The periodic jobs and the scheduler's tick. Any number of schedulers may run: a job's slot (its day, or
 its window of minutes) is a unique :class:`~cspdesk.core.models.ScheduledRun` row, so one of them enqueues
-it and the others see the row. Each tick also sweeps split runs (:func:`cspdesk.core.fanout.sweep`)."""
+it and the others see the row. Each tick also sweeps split runs (:func:`cspdesk.core.fanout.sweep`) and
+e-mails whose task was lost (:func:`cspdesk.core.outbox.sweep`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from cspdesk.core import clock, fanout
+from cspdesk.core import clock, fanout, outbox
 from cspdesk.core.models import ScheduledRun
 
 log = logging.getLogger(__name__)
@@ -88,4 +89,4 @@ def tick(now: dt.datetime | None = None, *, only: set[str] | None = None) -> dic
             continue
         enqueued.append({"job": job.name, "slot": slot, "task_id": row.task_id})
     swept = fanout.sweep().as_dict()
-    return {"at": now.isoformat(), "enqueued": enqueued, "swept": swept}
+    return {"at": now.isoformat(), "enqueued": enqueued, "swept": swept, "mails": outbox.sweep()}

@@ -18,7 +18,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import translation
@@ -27,7 +26,7 @@ from django.utils.translation import gettext, ngettext
 from cspdesk.audit import services as audit
 from cspdesk.billing import selectors as billing_selectors
 from cspdesk.billing.models import Invoice, InvoiceKind, InvoiceStatus
-from cspdesk.core import clock, l10n
+from cspdesk.core import clock, l10n, outbox
 from cspdesk.core.actor import Actor, ActorKind
 from cspdesk.core.errors import Conflict, NotFound, ValidationFailed
 from cspdesk.core.money import is_currency, quantize
@@ -631,8 +630,8 @@ def remind_payables(
     actor: Actor, *, today: dt.date | None = None, days_before: int = REMIND_DAYS_BEFORE
 ) -> list[dict[str, Any]]:
     """E-mail the billing admins ``days_before`` days before an unpaid Microsoft invoice is due and again
-    once it is overdue: one e-mail per invoice and stage, ever (a unique key), retried next run if the
-    mail could not be sent."""
+    once it is overdue: one e-mail per invoice and stage, ever (a unique key), written with the reminder's row
+    and sent once that commits (:mod:`cspdesk.core.outbox` retries a refused send)."""
     permissions.require(actor, Perm.PAYMENTS_CHANGE)
     today = today or clock.today()
     sent = []
@@ -658,10 +657,12 @@ def remind_payables(
             except IntegrityError:
                 continue  # this stage was reminded already
             subject, body = _payable_reminder_text(mi, stage, today)
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)
+            outbox.queue(f"payments.payable_reminder:{reminder.pk}", subject=subject, body=body, to=to,
+                         source="payments.payable_reminder", organisation_id=mi.organisation_id)  # fmt: skip
             audit.record(actor, "payments.payable_reminder_sent", obj=reminder, organisation_id=mi.organisation_id,
                          after={"number": mi.number, "stage": stage, "to": to, "due_date": mi.due_date})  # fmt: skip
         sent.append({"number": mi.number, "stage": str(stage), "due_date": mi.due_date, "to": to})
+    outbox.flush()
     return sent
 
 

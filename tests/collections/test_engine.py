@@ -298,3 +298,29 @@ def test_two_engines_at_once_take_each_action_once(cw: World) -> None:  # noqa: 
     assert len(keys) == len(set(keys)) == suspended.count()
     patches = [c for c in cw.emulator.server.calls if c.route == "subscription" and c.method == "PATCH"]
     assert len(patches) == suspended.count()
+
+
+@pytest.mark.django_db
+def test_a_stage_rolled_back_after_writing_its_notice_sends_nothing_and_its_retry_sends_it_once(
+    cw: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    customer = cw.customer("bellavista")
+    make_invoice(customer, "500.00", due=DUE)
+    record = services.audit.record
+    failures = []
+
+    def dies_after_the_notice(actor: object, action: str, **kwargs: object) -> object:
+        if action == "collections.reminder" and not failures:
+            failures.append(action)
+            raise ConnectionResetError("the database went away before the stage committed")
+        return record(actor, action, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services.audit, "record", dies_after_the_notice)
+    with pytest.raises(ConnectionResetError):
+        cw.run(day(7))
+    assert mail.outbox == []  # the notice was written with the stage, and went with it
+    assert not CaseAction.objects.filter(case__customer=customer).exists()
+    assert [a["action"] for a in cw.run(day(7)).actions] == ["reminder"]
+    assert [m.to for m in mail.outbox] == [customer.billing_emails]
+    assert cw.run(day(8)).actions == [] and len(mail.outbox) == 1

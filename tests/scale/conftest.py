@@ -99,6 +99,7 @@ def cluster(transactional_db: None, tmp_path: Path, settings: Any) -> Iterator[C
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "CSPDESK_WORK_LEASE_SECONDS": "3",
         "CSPDESK_WORK_RETRY_SECONDS": "1",
+        "CSPDESK_MAIL_CLAIM_SECONDS": "3",  # a killed worker's e-mail is taken over soon
         "CSPDESK_BILLING_BUYERS_PER_PART": "1",  # many small parts, so a worker can be killed holding one
         "CSPDESK_IMPORT_CUSTOMERS_PER_PART": "1",
         "PARTNER_CENTER_BASE_URL": pc["BASE_URL"],

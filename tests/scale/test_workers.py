@@ -21,7 +21,7 @@ from cspdesk.collections import services as collections
 from cspdesk.collections.models import Suspension, SuspensionState
 from cspdesk.core import clock
 from cspdesk.core.actor import Actor
-from cspdesk.core.models import BatchStatus, PartState, WorkBatch, WorkPart
+from cspdesk.core.models import BatchStatus, MailStatus, OutboundMail, PartState, WorkBatch, WorkPart
 from cspdesk.demo import month
 from cspdesk.partnercenter import sync
 from cspdesk.partnercenter.emulator import start_in_thread
@@ -176,6 +176,10 @@ def test_collections_run_on_two_workers_with_a_kill_does_each_stage_once(world: 
     stale = Suspension.objects.filter(state__in=[SuspensionState.PENDING, SuspensionState.FAILED])
     stale.update(claimed_at=clock.now() - collections.CLAIM_TIMEOUT - dt.timedelta(minutes=1))
     _finish(cluster, cluster.command("collections", "run", "--workers", "--today", today.isoformat(), "--json"))
+    # an e-mail a killed worker held waits out its claim, then goes (with the Message-ID it was written with)
+    time.sleep(3.5)
+    _finish(cluster, cluster.command("outbox", "--send"))
+    _wait_for(lambda: not OutboundMail.objects.exclude(status=MailStatus.SENT).exists(), 60, "every e-mail to go")
 
     suspensions = Suspension.objects.select_related("subscription")
     assert suspensions.exists()
@@ -185,6 +189,7 @@ def test_collections_run_on_two_workers_with_a_kill_does_each_stage_once(world: 
         Counter(s.subscription_id for s in suspensions)  # fmt: skip
     mails = _mails(Path(cluster.env["CSPDESK_VAR_DIR"]))
     assert mails and [m for m, n in Counter(mails).items() if n > 1] == []
+    assert len(mails) == OutboundMail.objects.count()
     notices = sum(1 for a in preview.actions if a["action"] in ("reminder", "final_notice"))
     suspended_cases = len({s.case_id for s in suspensions})
     assert len(mails) == notices + suspended_cases
