@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import warnings
 
 import pytest
 from fpdf.enums import XPos, YPos
@@ -73,6 +74,20 @@ def test_a_long_invoice_repeats_the_table_heading_on_every_page() -> None:
     everything = "".join("".join(text.split()) for text in pages)
     positions = [everything.index(f"Service{i}–") for i in range(120)]
     assert positions == sorted(positions)
+
+
+def test_an_invoice_of_over_a_thousand_pages_prints_its_page_count_whole() -> None:
+    """A reseller's invoice lists every customer's lines: over 1,000 pages happen, and the footer has room."""
+    specs = tuple((f"Customer {i}" + "\n·" * 50, f"Reseller group {i}", "1", "1.00", "") for i in range(1000))
+    doc = fixtures.document(fixtures.SELLER_IT, fixtures.BUYER_US, "USD", "en", specs=specs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fpdf2 warns when the count is wider than the room kept for it
+        data = pdf.render(doc)
+    reader = PdfReader(io.BytesIO(data))
+    total = len(reader.pages)
+    assert total >= 1000
+    assert reader.pages[-1].extract_text().rstrip().endswith(f"· {total}/{total}")
+    assert reader.pages[9].extract_text().rstrip().endswith(f"· 10/{total}")
 
 
 def test_wrapped_paragraphs_are_left_to_fpdf2_and_keep_their_words() -> None:

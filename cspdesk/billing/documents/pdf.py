@@ -35,6 +35,9 @@ GREY: Final = (235, 235, 235)
 MARGIN: Final = 15.0
 # Lines table: description, period, quantity, unit price, VAT, net amount (fractions of the width).
 COLUMNS: Final = (38, 17, 10, 13, 8, 14)
+# The footer's page count: fpdf2 reserves one digit less than "{nb}" has characters, so a reseller's invoice of
+# 1,000 pages or more overflowed it; this alias keeps room for four digits.
+PAGE_COUNT: Final = "{np}"
 
 
 class _Pdf(FPDF):
@@ -45,11 +48,12 @@ class _Pdf(FPDF):
         self.set_auto_page_break(auto=True, margin=MARGIN + 5)
         pdffonts.add_bundled_fonts(self, FONT)
         self.set_font(FONT, size=9)
+        self.alias_nb_pages(PAGE_COUNT)
 
     def footer(self) -> None:
         self.set_y(-MARGIN)
         self.set_font(FONT, size=7)
-        self.cell(0, 4, f"{_title(self.doc)} {self.doc.number} · {self.page_no()}/{{nb}}", align="C")
+        self.cell(0, 4, f"{_title(self.doc)} {self.doc.number} · {self.page_no()}/{PAGE_COUNT}", align="C")
 
 
 # Text layout. fpdf2's table() and multi_cell() lay every cell out twice and break text one character at a
