@@ -805,14 +805,20 @@ _LINE_COLUMNS = (
 )
 
 
-def charge_groups(s: Staging, batch: int = 5000) -> Iterator[dict[str, Any]]:
-    """Aggregated charge lines, in batches from DuckDB (never the whole result in memory)."""
+def charge_rows(s: Staging, batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+    """Aggregated charge lines as DuckDB gives them, values in :data:`CHARGE_FIELDS` order, in batches
+    (never the whole result in memory). Text is as in the file: see :func:`db_text`."""
     cur = s.con.cursor()
     cur.execute(f"SELECT {_LINE_COLUMNS} FROM lines ORDER BY first_line")
     while rows := cur.fetchmany(batch):
-        for r in rows:
-            yield {k: db_text(v) for k, v in zip(CHARGE_FIELDS, r, strict=True)}
+        yield from rows
     cur.close()
+
+
+def charge_groups(s: Staging, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Aggregated charge lines by field name, text made fit for the database."""
+    for r in charge_rows(s, batch):
+        yield {k: db_text(v) for k, v in zip(CHARGE_FIELDS, r, strict=True)}
 
 
 def rejects(s: Staging, batch: int = 2000) -> Iterator[dict[str, Any]]:

@@ -12,7 +12,7 @@ in parallel, each committing its lines with the part's "done" mark (see :mod:`cs
   cost = the accepted rows' cost), supersedes the file's twin on ``--replace``, records the Microsoft payable,
   makes the import ``active`` and writes its audit event: from then on it is what ``import_file`` would have made.
 
-The aggregation is the staging's own (its ``lines`` table, the rows :func:`.importer.charge_groups` yields),
+The aggregation is the staging's own (its ``lines`` table, the rows :func:`.importer.charge_rows` yields),
 exported as is; :func:`tests.scale.test_split_import` holds the split result equal to the single-process one.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,9 +39,10 @@ from cspdesk.tenancy.models import Organisation
 
 from . import importer, services
 from .layouts import Kind
-from .models import ChargeLine, Import, ImportStatus, MicrosoftInvoice, RejectedRow
+from .models import ChargeLine, Import, ImportStatus, MicrosoftInvoice
 
 KIND = "recon.import"
+_TENANT, _RESELLER = importer.CHARGE_FIELDS.index("customer_tenant_id"), importer.CHARGE_FIELDS.index("reseller_mpn_id")
 LINES_PARQUET = "lines.parquet"
 UNASSIGNED = "unassigned"
 
@@ -73,8 +73,8 @@ def _export_lines(staging: importer.Staging, path: Path) -> tuple[int, Decimal]:
     return int(found[0]), Decimal(found[1])
 
 
-def _read_lines(path: Path, tenants: list[str]) -> list[dict[str, Any]]:
-    """The charge lines of ``tenants`` in ``lines.parquet``, as :func:`.importer.charge_groups` yields them."""
+def _read_lines(path: Path, tenants: list[str]) -> list[tuple[Any, ...]]:
+    """The charge lines of ``tenants`` in ``lines.parquet``, as :func:`.importer.charge_rows` yields them."""
     con = duckdb.connect()
     try:
         con.execute("SET threads = 1")
@@ -85,7 +85,7 @@ def _read_lines(path: Path, tenants: list[str]) -> list[dict[str, Any]]:
         ).fetchall()
     finally:
         con.close()
-    return [dict(zip(importer.CHARGE_FIELDS, r, strict=True)) for r in rows]
+    return rows
 
 
 def _pending_twin(org: Organisation, staging: importer.Staging) -> Import | None:
@@ -191,15 +191,7 @@ def _write(
         customers=sum(1 for pk in by_customer if pk is not None), raw_path="", imported_by=actor.username,
     )  # fmt: skip
     imp.raw_path = f"recon/{imp.pk}/rows.parquet"
-    reasons = Counter[str]()
-    batch: list[RejectedRow] = []
-    for r in importer.rejects(staging):
-        reasons[r["reason"]] += 1
-        batch.append(RejectedRow(source=imp, file_name=path.name, **r))
-        if len(batch) >= services.BATCH:
-            RejectedRow.objects.bulk_create(batch)
-            batch = []
-    RejectedRow.objects.bulk_create(batch)
+    reasons = services.write_rejects(staging, imp, path.name)
     imp.summary = {
         "charge_lines": n_lines,
         "rejected_cost": services.money_text(rejected_cost),
@@ -253,19 +245,11 @@ def insert_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
             "lines": ChargeLine.objects.filter(theirs, source=imp).count(),
         }
     owner = {(t, r): c["customer_id"] for c in customers for t, r in c["keys"]}
-    lines: list[ChargeLine] = []
-    cost = services.ZERO
-    for g in _read_lines(lines_path(imp), sorted({t for t, _ in owner})):
-        key = (g["customer_tenant_id"], g["reseller_mpn_id"])
-        if key not in owner:
-            continue  # the same tenant under another reseller: another customer's part
-        g["customer_tenant_id"] = uuid.UUID(g["customer_tenant_id"])
-        g["customer_id"] = owner[key]
-        g["credit_percentage"] = Decimal(g["credit_percentage"])
-        lines.append(ChargeLine(source=imp, organisation_id=imp.organisation_id, currency=imp.currency, **g))
-        cost += g["cost"]
-    ChargeLine.objects.bulk_create(lines, batch_size=services.BATCH)
-    return {"lines": len(lines), "cost": services.money_text(cost)}
+    lines = (services.clean_line(g) for g in _read_lines(lines_path(imp), sorted({t for t, _ in owner})))
+    # a line of the same tenant under another reseller is another customer's part's
+    mine_only = (g for g in lines if (g[_TENANT], g[_RESELLER]) in owner)
+    cost, n = services.write_charge_lines(imp, mine_only, lambda tenant, reseller: owner[tenant, reseller])
+    return {"lines": n, "cost": services.money_text(cost)}
 
 
 def finish_import(batch: WorkBatch) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import CharField, Count, Q, Sum
 
 from cspdesk.audit import services as audit
+from cspdesk.core import bulk
 from cspdesk.core.actor import Actor
 from cspdesk.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from cspdesk.tenancy import permissions
@@ -255,7 +257,6 @@ def _write(
             assigned_cost += cost
             customers.add(pk)
     total, rejected_cost = importer.file_cost(staging)
-    reasons = Counter[str]()
     assert staging.period is not None
     imp = Import.objects.create(
         organisation=org, kind=staging.kind, file_name=path.name, file_sha256=sha, file_size=path.stat().st_size,
@@ -265,17 +266,10 @@ def _write(
         raw_path="", imported_by=actor.username,
     )  # fmt: skip
     imp.raw_path = f"recon/{imp.pk}/rows.parquet"
-    lines_cost, n_lines = _insert_lines(staging, imp, org, matcher)
+    lines_cost, n_lines = _insert_lines(staging, imp, matcher)
     if lines_cost != total:
         raise AssertionError(f"conservation broken: rows {total} ≠ charge lines {lines_cost}")
-    batch: list[RejectedRow] = []
-    for r in importer.rejects(staging):
-        reasons[r["reason"]] += 1
-        batch.append(RejectedRow(source=imp, file_name=path.name, **r))
-        if len(batch) >= BATCH:
-            RejectedRow.objects.bulk_create(batch)
-            batch = []
-    RejectedRow.objects.bulk_create(batch)
+    reasons = write_rejects(staging, imp, path.name)
     payable = None
     if staging.kind == Kind.INVOICE:
         payable = _payable(staging, org, imp, invoice_date)
@@ -300,30 +294,77 @@ def _write(
     return ImportResult(imp, duplicate=False)
 
 
-_TEXT_SIZES = {
-    f.name: f.max_length
-    for f in ChargeLine._meta.get_fields()
-    if isinstance(f, CharField) and f.max_length and f.name in importer.CHARGE_FIELDS
-}
+REJECT_FIELDS = ("source", "file_name", "line_number", "column", "reason", "message", "problems", "raw")
 
 
-def _insert_lines(staging: importer.Staging, imp: Import, org: Organisation, matcher: _Matcher) -> tuple[Decimal, int]:
-    total, count = ZERO, 0
-    batch: list[ChargeLine] = []
-    for g in importer.charge_groups(staging):
-        g["customer_tenant_id"] = uuid.UUID(g["customer_tenant_id"])
-        g["customer_id"] = matcher.match(str(g["customer_tenant_id"]), g["reseller_mpn_id"])
-        g["credit_percentage"] = Decimal(g["credit_percentage"])
-        for name, size in _TEXT_SIZES.items():  # a name longer than the column holds (PostgreSQL enforces it)
-            g[name] = g[name][:size]
-        batch.append(ChargeLine(source=imp, organisation=org, currency=imp.currency, **g))
-        total += g["cost"]
-        count += 1
-        if len(batch) >= BATCH:
-            ChargeLine.objects.bulk_create(batch)
-            batch = []
-    ChargeLine.objects.bulk_create(batch)
+def write_rejects(staging: importer.Staging, imp: Import, file_name: str) -> Counter[str]:
+    """Store the staging's rejected rows for ``imp``; returns how many there are of each reason."""
+    reasons = Counter[str]()
+
+    def rows() -> Iterable[tuple[Any, ...]]:
+        for r in importer.rejects(staging):
+            reasons[r["reason"]] += 1
+            yield (imp.pk, file_name, r["line_number"], r["column"], r["reason"], r["message"], r["problems"],
+                   r["raw"])  # fmt: skip
+
+    bulk.insert_rows(RejectedRow, REJECT_FIELDS, rows(), batch_size=BATCH)
+    return reasons
+
+
+LINE_FIELDS = ("source", "organisation", "customer", "currency", *importer.CHARGE_FIELDS)
+_TENANT, _RESELLER, _COST, _CREDIT_PERCENTAGE = (
+    importer.CHARGE_FIELDS.index(name)
+    for name in ("customer_tenant_id", "reseller_mpn_id", "cost", "credit_percentage")
+)
+_TEXT_SIZES = [  # a name longer than the column holds is cut (PostgreSQL enforces the size)
+    (i, field.max_length)
+    for i, name in enumerate(importer.CHARGE_FIELDS)
+    if isinstance(field := ChargeLine._meta.get_field(name), CharField)
+]
+
+
+def clean_line(found: Sequence[Any]) -> list[Any]:
+    """An aggregated charge line (:data:`.importer.CHARGE_FIELDS` order, as DuckDB gives it) with its text fit
+    for the database: no NUL (see :func:`.importer.db_text`), no longer than its column."""
+    line = list(found)
+    for i, size in _TEXT_SIZES:
+        text = line[i]
+        if type(text) is str:
+            if "\x00" in text:
+                text = importer.db_text(text)
+            line[i] = text[:size] if size is not None else text
+    return line
+
+
+def write_charge_lines(
+    imp: Import, lines: Iterable[list[Any]], customer_of: Callable[[str, str], int | None]
+) -> tuple[Decimal, int]:
+    """Store ``imp``'s charge lines (each from :func:`clean_line`), the customer of each being
+    ``customer_of(tenant, reseller MPN id)``; returns their cost and how many."""
+    total = ZERO
+    known: dict[tuple[str, str], tuple[uuid.UUID, int | None]] = {}
+
+    def rows() -> Iterable[tuple[Any, ...]]:
+        nonlocal total
+        head = (imp.pk, imp.organisation_id)
+        currency = imp.currency
+        for line in lines:
+            key = (line[_TENANT], line[_RESELLER])
+            found = known.get(key)
+            if found is None:
+                tenant = uuid.UUID(key[0])
+                found = known[key] = (tenant, customer_of(str(tenant), key[1]))
+            line[_TENANT] = found[0]
+            line[_CREDIT_PERCENTAGE] = Decimal(line[_CREDIT_PERCENTAGE])
+            total += line[_COST]
+            yield (*head, found[1], currency, *line)
+
+    count = bulk.insert_rows(ChargeLine, LINE_FIELDS, rows(), batch_size=BATCH)
     return total, count
+
+
+def _insert_lines(staging: importer.Staging, imp: Import, matcher: _Matcher) -> tuple[Decimal, int]:
+    return write_charge_lines(imp, map(clean_line, importer.charge_rows(staging)), matcher.match)
 
 
 def _payable(staging: importer.Staging, org: Organisation, imp: Import, invoice_date: dt.date | None) -> dict[str, Any]:
