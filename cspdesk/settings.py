@@ -283,13 +283,15 @@ if TASKS["default"]["BACKEND"] == _TASK_BACKENDS["rq"]:
 # part is retried this many times, this many seconds apart (by `cspdesk scheduler`'s sweep).
 CSPDESK_WORK_LEASE_SECONDS = int(os.environ.get("CSPDESK_WORK_LEASE_SECONDS", "600"))
 CSPDESK_WORK_MAX_ATTEMPTS = int(os.environ.get("CSPDESK_WORK_MAX_ATTEMPTS", "5"))
+CSPDESK_WORK_RETRY_SECONDS = int(os.environ.get("CSPDESK_WORK_RETRY_SECONDS", "30"))
+CSPDESK_BILLING_BUYERS_PER_PART = int(os.environ.get("CSPDESK_BILLING_BUYERS_PER_PART", "50"))
+CSPDESK_IMPORT_CUSTOMERS_PER_PART = int(os.environ.get("CSPDESK_IMPORT_CUSTOMERS_PER_PART", "100"))
+# A finalized run's documents are stored (billing.archive) by the workers, this many invoices per part.
+CSPDESK_ARCHIVE_INVOICES_PER_PART = int(os.environ.get("CSPDESK_ARCHIVE_INVOICES_PER_PART", "100"))
 # E-mail goes out after the change it reports commits (core.outbox): a sender holds a mail this long before another
 # may take it over, and a refused mail is tried this many times before it waits for `cspdesk outbox --retry-failed`.
 CSPDESK_MAIL_CLAIM_SECONDS = int(os.environ.get("CSPDESK_MAIL_CLAIM_SECONDS", "600"))
 CSPDESK_MAIL_MAX_ATTEMPTS = int(os.environ.get("CSPDESK_MAIL_MAX_ATTEMPTS", "5"))
-CSPDESK_WORK_RETRY_SECONDS = int(os.environ.get("CSPDESK_WORK_RETRY_SECONDS", "30"))
-CSPDESK_BILLING_BUYERS_PER_PART = int(os.environ.get("CSPDESK_BILLING_BUYERS_PER_PART", "50"))
-CSPDESK_IMPORT_CUSTOMERS_PER_PART = int(os.environ.get("CSPDESK_IMPORT_CUSTOMERS_PER_PART", "100"))
 # ---- background work (end) ----
 
 # Partner Center: the client is pointed at the real service or the local emulator by configuration only.

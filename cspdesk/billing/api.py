@@ -18,8 +18,7 @@ from cspdesk.tenancy import selectors as tenancy_selectors
 from cspdesk.tenancy.permissions import Perm
 from cspdesk.tenancy.schemas import ErrorOut
 
-from . import selectors, services
-from .documents.build import render_pdf, render_ubl
+from . import archive, selectors, services
 from .management.commands.invoice import invoice_dict
 from .payables import payables
 
@@ -130,7 +129,7 @@ def explain(request: HttpRequest, invoice_id: int, position: int) -> Any:
 @router.get("/invoices/{invoice_id}/pdf", response=ERRORS)
 def pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
     inv = _invoice(request, invoice_id)
-    resp = HttpResponse(render_pdf(inv), content_type="application/pdf")
+    resp = HttpResponse(archive.pdf(inv), content_type="application/pdf")
     resp["Content-Disposition"] = f'attachment; filename="{inv.number or inv.pk}.pdf"'
     return resp
 
@@ -138,7 +137,7 @@ def pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
 @router.get("/invoices/{invoice_id}/ubl", response=ERRORS)
 def ubl(request: HttpRequest, invoice_id: int) -> HttpResponse:
     inv = _invoice(request, invoice_id)
-    resp = HttpResponse(render_ubl(inv), content_type="application/xml")
+    resp = HttpResponse(archive.ubl(inv), content_type="application/xml")
     resp["Content-Disposition"] = f'attachment; filename="{inv.number or inv.pk}.xml"'
     return resp
 

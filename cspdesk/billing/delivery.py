@@ -14,8 +14,7 @@ from cspdesk.tenancy import selectors as tenancy_selectors
 from cspdesk.tenancy.models import Membership, StaffRole
 from cspdesk.tenancy.permissions import Perm
 
-from . import selectors
-from .documents.build import render_pdf, render_ubl
+from . import archive, selectors
 from .models import Invoice, InvoiceKind, InvoiceStatus
 
 SUBJECT = {
@@ -58,8 +57,8 @@ def message_for(invoice: Invoice) -> EmailMessage:
     body = BODY[lang].format(number=invoice.number, total=quantize(invoice.total, invoice.currency),
                              currency=invoice.currency, due=invoice.due_date or "", seller=seller)  # fmt: skip
     msg = EmailMessage(subject=subject, body=body, to=recipients(invoice))
-    msg.attach(f"{invoice.number}.pdf", render_pdf(invoice), "application/pdf")
-    msg.attach(f"{invoice.number}.xml", render_ubl(invoice), "application/xml")
+    msg.attach(f"{invoice.number}.pdf", archive.pdf(invoice), "application/pdf")
+    msg.attach(f"{invoice.number}.xml", archive.ubl(invoice), "application/xml")
     return msg
 
 

@@ -241,3 +241,27 @@ class NumberSeries(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series}-{self.year}: {self.last}"
+
+
+class DocumentFormat(models.TextChoices):
+    PDF = "pdf", "PDF"
+    UBL = "ubl", "UBL 2.1 XML"
+
+
+class IssuedDocument(models.Model):
+    """A finalized invoice's PDF or UBL as it was issued: rendered once, stored under ``MEDIA_ROOT`` with its
+    SHA-256, and served from then on byte for byte (a later change to wording, fonts or layout leaves it as the
+    customer received it)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="documents")
+    format = models.CharField(max_length=3, choices=DocumentFormat.choices)
+    path = models.CharField(max_length=300, help_text="relative to MEDIA_ROOT")
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["invoice", "format"], name="billing_issued_document_once")]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} {self.format}"

@@ -37,7 +37,7 @@ from cspdesk.tenancy import selectors as tenancy_selectors
 from cspdesk.tenancy.models import Customer, Organisation, OrganisationKind
 from cspdesk.tenancy.permissions import Perm
 
-from . import selectors
+from . import archive, selectors
 from .documents.model import Line as DocLine
 from .documents.model import compute_totals
 from .models import (
@@ -824,6 +824,8 @@ def finalize_run(actor: Actor, run_id: int) -> BillingRun:
         run.finalized_at = clock.now()
         run.save(update_fields=["status", "finalized_at"])
         audit.record(actor, "billing.run_finalized", obj=run, after={"invoices": run.invoices.count()})
+        # the PDF and UBL of every invoice, stored as issued by the workers (after this commits)
+        archive.start(list(run.invoices.values_list("pk", flat=True)), f"run:{run.pk}")
     return run
 
 
@@ -881,6 +883,7 @@ def issue_credit_note(actor: Actor, invoice_id: int, *, reason: str, positions: 
     audit.record(actor, "billing.credit_note_issued", obj=note, organisation_id=note.organisation_id,
                  customer_id=note.customer_id, after={"number": note.number, "credits": original.number,
                  "total": note.total, "lines": [ln.position for ln in lines], "reason": note.reason})  # fmt: skip
+    archive.start([note.pk], f"credit-note:{note.pk}")
     if note.customer_id is not None:
         _balance_changed(note.customer_id)
     return note

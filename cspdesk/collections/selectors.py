@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from cspdesk.audit.models import AuditEvent
 from cspdesk.billing.models import Invoice, InvoiceKind, InvoiceStatus
@@ -78,10 +78,10 @@ def policies_for(actor: Actor) -> QuerySet[Policy]:
 
 def policy_for_customer(customer: Customer) -> Policy | None:
     """The customer's own policy if it has one, else its organisation's."""
-    own = Policy.objects.filter(customer=customer).first()
-    if own is not None:
-        return own
-    return Policy.objects.filter(organisation_id=customer.organisation_id, customer__isnull=True).first()
+    found = Policy.objects.filter(
+        Q(customer=customer) | Q(organisation_id=customer.organisation_id, customer__isnull=True)
+    ).order_by(F("customer_id").asc(nulls_last=True), "pk")
+    return found.first()
 
 
 def organisation_policy(organisation_id: int) -> Policy | None:

@@ -29,10 +29,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
+from cspdesk.billing import archive
 from cspdesk.billing import changes as billing_changes
 from cspdesk.billing import explain as billing_explain
 from cspdesk.billing import selectors as billing_selectors
-from cspdesk.billing.documents.build import render_pdf, render_ubl
 from cspdesk.billing.models import Invoice, InvoiceKind
 from cspdesk.catalog.resolution import category_of
 from cspdesk.core import clock
@@ -250,13 +250,13 @@ def _download(invoice: Invoice, body: bytes, content_type: str, suffix: str) -> 
 @portal_page(Perm.INVOICES_READ)
 def invoice_pdf(request: HttpRequest, actor: Actor, customer: Customer, invoice_id: int) -> HttpResponse:
     inv = _invoice(actor, invoice_id)
-    return _download(inv, render_pdf(inv), "application/pdf", "pdf")
+    return _download(inv, archive.pdf(inv), "application/pdf", "pdf")
 
 
 @portal_page(Perm.INVOICES_READ)
 def invoice_ubl(request: HttpRequest, actor: Actor, customer: Customer, invoice_id: int) -> HttpResponse:
     inv = _invoice(actor, invoice_id)
-    return _download(inv, render_ubl(inv), "application/xml", "xml")
+    return _download(inv, archive.ubl(inv), "application/xml", "xml")
 
 
 def rule_words(explanation: billing_explain.Explanation) -> str:

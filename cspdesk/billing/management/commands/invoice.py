@@ -7,8 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from cspdesk.billing import delivery, selectors, services
-from cspdesk.billing.documents.build import render_pdf, render_ubl
+from cspdesk.billing import archive, delivery, selectors, services
 from cspdesk.billing.models import Invoice
 from cspdesk.core.actor import Actor
 from cspdesk.core.errors import DomainError
@@ -84,7 +83,7 @@ class Command(ReportCommand):
 
     def _export(self, actor: Actor, options: dict[str, Any]) -> None:
         invoice = self._find(actor, options["invoice"])
-        data = render_pdf(invoice) if options["format"] == "pdf" else render_ubl(invoice)
+        data = archive.document(invoice, options["format"])
         options["out"].write_bytes(data)
         self.stdout.write(f"{invoice.number or invoice.pk}: {len(data)} bytes written to {options['out']}")
 
