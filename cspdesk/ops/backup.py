@@ -2,8 +2,9 @@
 
 The archive holds ``manifest.json`` (format version, database vendor, created at, SHA-256 and size of every
 part), the database (``db.sqlite3`` from SQLite's online backup API, or ``db.dump`` from ``pg_dump
---format=custom``) and the files under ``VAR_DIR/recon`` (Parquet staging of recon files) and
-``VAR_DIR/files`` (stored documents). SECRET_KEY and other secrets are not in it.
+--format=custom``) and the files under ``VAR_DIR/recon`` (Parquet staging of recon files), ``VAR_DIR/files``
+(stored documents: invoices as issued) and ``VAR_DIR/attachments`` (files attached to tickets). SECRET_KEY and
+other secrets are not in it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cspdesk.core.errors import Conflict, DomainError, ValidationFailed
 __all__ = ["BackupError", "Conflict", "create", "read_manifest", "restore"]
 
 FORMAT_VERSION = 1
-FILE_DIRS = ("recon", "files")  # under VAR_DIR
+FILE_DIRS = ("recon", "files", "attachments")  # under VAR_DIR
 
 
 class BackupError(DomainError):

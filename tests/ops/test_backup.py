@@ -21,6 +21,9 @@ from cspdesk.ops import backup
 from cspdesk.tenancy.models import Customer
 from tests.fixtures import DemoWorld
 
+# An invoice stored as issued and a file attached to a ticket: both must come back with the database.
+FILES = {"files/invoices/3/2026/NUV-2026-000001-0123456789abcdef.pdf": b"%PDF-1.7 issued",
+         "attachments/12/1-screenshot.png": b"\x89PNG screenshot"}  # fmt: skip
 KEY_TABLES = ("tenancy_organisation", "tenancy_customer", "tenancy_membership", "auth_user", "audit_auditevent")
 
 
@@ -64,6 +67,9 @@ def var_dir(tmp_path: Path, settings: Any) -> Path:
     staged = settings.VAR_DIR / "recon" / "7" / "rows.parquet"
     staged.parent.mkdir(parents=True)
     staged.write_bytes(b"PAR1 staged rows PAR1")
+    for name, data in FILES.items():
+        (settings.VAR_DIR / name).parent.mkdir(parents=True)
+        (settings.VAR_DIR / name).write_bytes(data)
     return Path(settings.VAR_DIR)
 
 
@@ -99,6 +105,7 @@ def _backup_change_restore(demo: DemoWorld, var_dir: Path, scratch: dict[str, An
     names = [p["name"] for p in manifest["parts"]]
     assert names[0] in ("db.sqlite3", "db.dump")
     assert "var/recon/7/rows.parquet" in names
+    assert {f"var/{name}" for name in FILES} <= set(names)
     with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == sorted(["manifest.json", *names])
 
@@ -106,12 +113,15 @@ def _backup_change_restore(demo: DemoWorld, var_dir: Path, scratch: dict[str, An
     customer = demo.customer("padaria")
     Customer.objects.filter(pk=customer.pk).update(name="Changed after the backup")
     (var_dir / "recon" / "7" / "rows.parquet").write_bytes(b"changed")
+    for name in FILES:
+        (var_dir / name).unlink()
     assert snapshot(live) != before
 
     restored = backup.restore(archive, database=scratch)
-    assert restored["restored_files"] == 1
+    assert restored["restored_files"] == 1 + len(FILES)
     assert snapshot(scratch) == before
     assert (var_dir / "recon" / "7" / "rows.parquet").read_bytes() == b"PAR1 staged rows PAR1"
+    assert {name: (var_dir / name).read_bytes() for name in FILES} == FILES
     # A second restore into a database that now holds data needs --force.
     with pytest.raises(backup.Conflict):
         backup.restore(archive, database=scratch)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from cspdesk.core.actor import Actor, ActorKind
+from cspdesk.partnercenter.emulator import RunningEmulator
 from cspdesk.tenancy import services as tenancy_services
+from tests.collections.fixtures import pc  # noqa: F401 - the Partner Center emulator fixture
 from tests.fixtures import DemoWorld
 
 pytestmark = pytest.mark.django_db
@@ -74,6 +77,7 @@ MAX_PER_OWNER = 1  # objects tried per foreign owner, per login and operation
 class Owner:
     kind: str  # "org" | "customer"
     pk: int
+    buyer: int | None = None  # an organisation's invoice to its reseller: the reseller reads it too
 
 
 @dataclass
@@ -85,6 +89,8 @@ class World:
         if actor.kind is ActorKind.CUSTOMER:
             return owner == Owner("customer", actor.customer_pk)
         own = actor.organisation_pk
+        if owner.buyer is not None and owner.buyer == own:
+            return True
         orgs = {own} | {pk for pk, parent in self.org_parent.items() if parent == own}
         org = owner.pk if owner.kind == "org" else self.customer_org[owner.pk]
         return org in orgs
@@ -121,7 +127,7 @@ def _owner(collection: str, item: dict[str, Any]) -> Owner | None:
     if item.get("customer_id") is not None:
         return Owner("customer", item["customer_id"])
     if item.get("organisation_id") is not None:
-        return Owner("org", item["organisation_id"])
+        return Owner("org", item["organisation_id"], item.get("buyer_organisation_id"))
     return None
 
 
@@ -169,9 +175,21 @@ def _fill(template: str, value: int) -> str:
     return re.sub(r"<(?:\w+:)?\w+>", "1", PARAM.sub("1", filled))
 
 
-def _more_objects() -> None:
-    """The demo's tickets (opened only: no escalation, nothing leaves the machine), so tickets are tried too."""
-    from cspdesk.demo import desk
+def _more_objects(monkeypatch: pytest.MonkeyPatch, settings: Any, var: Path) -> None:
+    """The subscriptions (synced from the emulator), a billed and finalized month (billing runs, invoices and
+    their lines, charge lines, Microsoft invoices) and the demo's tickets (opened only: no escalation, nothing
+    leaves the machine), so those are tried too."""
+    from cspdesk.demo import desk, month
+    from cspdesk.partnercenter import sync
+
+    assert sync.sync(Actor.system("isolation")).as_dict()["ok"] is True
+
+    settings.VAR_DIR, settings.MEDIA_ROOT = var, var / "files"
+    monkeypatch.setattr(month, "USAGE_ROWS", 600)
+    results = month.import_month("2026-10")
+    assert all("error" not in r for r in results), results
+    month.load_price_rules()
+    assert month.bill_month("2026-10")["invoice_list"], "the month should bill some invoices"
     from cspdesk.demo.world import TICKETS, customer_tenant_id
     from cspdesk.support import services as support
     from cspdesk.tenancy.models import Customer
@@ -185,8 +203,14 @@ def _more_objects() -> None:
         )  # fmt: skip
 
 
-def test_no_login_reaches_another_tenants_object(demo: DemoWorld) -> None:
-    _more_objects()
+def test_no_login_reaches_another_tenants_object(
+    demo: DemoWorld,
+    pc: RunningEmulator,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    _more_objects(monkeypatch, settings, tmp_path / "var")
     root = _root_client()
     spec = Client().get(f"{API}/openapi.json").json()
     orgs = _list_all(root, f"{API}/organisations") or []
