@@ -597,3 +597,24 @@ def test_explain_still_reads_imports_staged_before_the_index(world: dict, tmp_pa
     )
     assert selectors.rows_of_charge_line(SYSTEM, line.pk) == now
     assert [r["line_number"] for r in now] == [2, 4]
+
+
+def test_a_leftover_folder_under_the_new_imports_id_is_kept_aside_not_a_crash(world: dict, tmp_path: Path) -> None:
+    """After a restore from an older backup (or an attempt rolled back after its rename) a folder can already
+    carry the id the next import gets: the import goes through and the old folder is kept under another name."""
+    from django.db import transaction
+
+    path = f.write(tmp_path / "inv.csv", [f.invoice_row()])
+    with transaction.atomic():
+        taken = _import(path).imported.pk  # its folder stays, its row is rolled back
+        transaction.set_rollback(True)
+    for pk in (taken, taken + 1):  # the next id: the same one again (SQLite) or the next (PostgreSQL's sequence)
+        leftover = services.recon_dir() / str(pk)
+        leftover.mkdir(exist_ok=True)
+        (leftover / "note.txt").write_text(f"left by {pk}")
+    imp = _import(path).imported
+    assert (services.recon_dir() / str(imp.pk) / "rows.parquet").is_file()
+    assert not (services.recon_dir() / str(imp.pk) / "note.txt").exists()
+    kept = sorted(p.read_text() for p in services.recon_dir().glob(f"orphaned-{imp.pk}-*/note.txt"))
+    assert kept == [f"left by {imp.pk}"]
+    assert ChargeLine.objects.filter(source=imp).count() == 1

@@ -134,7 +134,7 @@ def start_import(
                                 per_part=per_part or customers_per_part())  # fmt: skip
             final_dir = services.recon_dir() / str(imp.pk)
             staging.close()
-            workdir.rename(final_dir)
+            services.move_into_place(workdir, final_dir)
         return services.ImportResult(imp, duplicate=False), batch
     except IntegrityError:  # the same file, started at the same moment elsewhere
         same = Import.objects.filter(file_sha256=sha).first()

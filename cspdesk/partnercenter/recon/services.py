@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import uuid
 from collections import Counter
@@ -31,6 +32,9 @@ from .models import ChargeLine, Import, ImportStatus, MicrosoftInvoice, Rejected
 
 ZERO = Decimal(0)
 BATCH = 2000
+
+
+log = logging.getLogger(__name__)
 
 
 def recon_dir() -> Path:
@@ -204,7 +208,7 @@ def import_file(
             result = _write(actor, path, sha, staging, org, replace=replace, invoice_date=invoice_date)
             final_dir = recon_dir() / str(result.imported.pk)
             staging.close()
-            workdir.rename(final_dir)
+            move_into_place(workdir, final_dir)
         return result
     except IntegrityError:
         same = Import.objects.filter(file_sha256=sha).first()
@@ -215,6 +219,17 @@ def import_file(
         if hasher is not None:
             hasher.cancel()
         discard_staging(staging, workdir, final_dir)
+
+
+def move_into_place(workdir: Path, final_dir: Path) -> None:
+    """Give the staged folder its import's name. A folder already there belongs to no import (the id is new
+    in this transaction): one left by an attempt rolled back after its rename, or by an import made after
+    the backup the database was restored from. It is kept aside under another name, never overwritten."""
+    if final_dir.exists():
+        aside = final_dir.with_name(f"orphaned-{final_dir.name}-{uuid.uuid4().hex[:8]}")
+        final_dir.rename(aside)
+        log.warning("recon folder %s belonged to no import; kept as %s", final_dir, aside.name)
+    workdir.rename(final_dir)
 
 
 def discard_staging(staging: importer.Staging | None, workdir: Path, final_dir: Path | None) -> None:
