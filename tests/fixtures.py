@@ -39,3 +39,18 @@ class DemoWorld:
 
 def load_demo_world() -> DemoWorld:
     return DemoWorld({login.username: login for login in world.load()})
+
+
+def import_demo_month(period: str, usage_rows: int) -> None:
+    """The demo's generated recon files for ``period`` (``usage_rows`` daily-usage rows) imported, and the
+    demo's price rules: a month ready to bill. Call with VAR_DIR pointing at the test's own folder."""
+    from cspdesk.demo import month
+
+    before = month.USAGE_ROWS
+    month.USAGE_ROWS = usage_rows
+    try:
+        results = month.import_month(period)
+    finally:
+        month.USAGE_ROWS = before
+    assert all("error" not in r for r in results), results
+    month.load_price_rules()

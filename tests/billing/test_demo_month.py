@@ -14,8 +14,8 @@ from cspdesk.billing.documents import rules
 from cspdesk.billing.documents.build import render_pdf, render_ubl
 from cspdesk.billing.models import Invoice, InvoiceLineCharge, InvoiceStatus
 from cspdesk.core.actor import Actor
-from cspdesk.demo import month
 from cspdesk.partnercenter.recon.models import ChargeLine, Import, ImportKind
+from tests.fixtures import import_demo_month
 
 PERIOD = "2026-10"
 
@@ -23,10 +23,7 @@ PERIOD = "2026-10"
 @pytest.fixture
 def demo_month(demo, settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     settings.VAR_DIR = tmp_path
-    month.USAGE_ROWS = 3000
-    results = month.import_month(PERIOD)
-    assert all("error" not in r for r in results), results
-    month.load_price_rules()
+    import_demo_month(PERIOD, 3000)
     return demo
 
 

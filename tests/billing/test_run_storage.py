@@ -15,7 +15,7 @@ from cspdesk.billing import runs, services
 from cspdesk.billing.models import Invoice, InvoiceLine, InvoiceLineCharge, LineKind
 from cspdesk.core import bulk, fanout
 from cspdesk.core.actor import Actor
-from cspdesk.demo import month
+from tests.fixtures import import_demo_month
 
 PERIOD = "2026-10"
 SYSTEM = Actor.system("test")
@@ -25,10 +25,7 @@ D = Decimal
 @pytest.fixture
 def demo_month(demo, settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     settings.VAR_DIR = tmp_path
-    month.USAGE_ROWS = 1500
-    results = month.import_month(PERIOD)
-    assert all("error" not in r for r in results), results
-    month.load_price_rules()
+    import_demo_month(PERIOD, 1500)
     return demo
 
 

@@ -15,7 +15,7 @@ from cspdesk.core import fanout
 from cspdesk.core.actor import Actor
 from cspdesk.core.errors import Conflict
 from cspdesk.core.models import BatchStatus, PartState, WorkPart
-from cspdesk.demo import month
+from tests.fixtures import import_demo_month
 from tests.scale import snapshots
 
 PERIOD = "2026-10"
@@ -25,10 +25,7 @@ SYSTEM = Actor.system("tests")
 @pytest.fixture
 def billable(demo, settings, tmp_path: Path):  # type: ignore[no-untyped-def]
     settings.VAR_DIR = tmp_path
-    month.USAGE_ROWS = 1500
-    results = month.import_month(PERIOD)
-    assert all("error" not in r for r in results), results
-    month.load_price_rules()
+    import_demo_month(PERIOD, 1500)
     return demo
 
 

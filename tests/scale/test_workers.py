@@ -22,7 +22,6 @@ from cspdesk.collections.models import Suspension, SuspensionState
 from cspdesk.core import clock
 from cspdesk.core.actor import Actor
 from cspdesk.core.models import BatchStatus, MailStatus, OutboundMail, PartState, WorkBatch, WorkPart
-from cspdesk.demo import month
 from cspdesk.partnercenter import sync
 from cspdesk.partnercenter.emulator import start_in_thread
 from cspdesk.partnercenter.models import Subscription, SubscriptionStatus
@@ -30,7 +29,7 @@ from cspdesk.partnercenter.recon import generator
 from cspdesk.partnercenter.recon import services as recon
 from cspdesk.partnercenter.recon.models import Import, ImportStatus
 from cspdesk.tenancy.models import Customer, Organisation
-from tests.fixtures import DemoWorld, load_demo_world
+from tests.fixtures import DemoWorld, import_demo_month, load_demo_world
 from tests.scale import snapshots
 from tests.scale.conftest import WORKER_APP, Cluster
 
@@ -47,10 +46,7 @@ def world(transactional_db: None, settings: Any, tmp_path: Path) -> Iterator[Dem
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.VAR_DIR = tmp_path
     demo = load_demo_world()
-    month.USAGE_ROWS = 1500
-    results = month.import_month(PERIOD)
-    assert all("error" not in r for r in results), results
-    month.load_price_rules()
+    import_demo_month(PERIOD, 1500)
     try:
         yield demo
     finally:

@@ -29,7 +29,7 @@ from cspdesk.core.actor import Actor, ActorKind
 from cspdesk.partnercenter.emulator import RunningEmulator
 from cspdesk.tenancy import services as tenancy_services
 from tests.collections.fixtures import pc  # noqa: F401 - the Partner Center emulator fixture
-from tests.fixtures import DemoWorld
+from tests.fixtures import DemoWorld, import_demo_month
 
 pytestmark = pytest.mark.django_db
 
@@ -175,7 +175,7 @@ def _fill(template: str, value: int) -> str:
     return re.sub(r"<(?:\w+:)?\w+>", "1", PARAM.sub("1", filled))
 
 
-def _more_objects(monkeypatch: pytest.MonkeyPatch, settings: Any, var: Path) -> None:
+def _more_objects(settings: Any, var: Path) -> None:
     """The subscriptions (synced from the emulator), a billed and finalized month (billing runs, invoices and
     their lines, charge lines, Microsoft invoices) and the demo's tickets (opened only: no escalation, nothing
     leaves the machine), so those are tried too."""
@@ -185,10 +185,7 @@ def _more_objects(monkeypatch: pytest.MonkeyPatch, settings: Any, var: Path) -> 
     assert sync.sync(Actor.system("isolation")).as_dict()["ok"] is True
 
     settings.VAR_DIR, settings.MEDIA_ROOT = var, var / "files"
-    monkeypatch.setattr(month, "USAGE_ROWS", 600)
-    results = month.import_month("2026-10")
-    assert all("error" not in r for r in results), results
-    month.load_price_rules()
+    import_demo_month("2026-10", 600)
     assert month.bill_month("2026-10")["invoice_list"], "the month should bill some invoices"
     from cspdesk.demo.world import TICKETS, customer_tenant_id
     from cspdesk.support import services as support
@@ -206,11 +203,10 @@ def _more_objects(monkeypatch: pytest.MonkeyPatch, settings: Any, var: Path) -> 
 def test_no_login_reaches_another_tenants_object(
     demo: DemoWorld,
     pc: RunningEmulator,  # noqa: F811 - the fixture
-    monkeypatch: pytest.MonkeyPatch,
     settings: Any,
     tmp_path: Path,
 ) -> None:
-    _more_objects(monkeypatch, settings, tmp_path / "var")
+    _more_objects(settings, tmp_path / "var")
     root = _root_client()
     spec = Client().get(f"{API}/openapi.json").json()
     orgs = _list_all(root, f"{API}/organisations") or []
