@@ -17,7 +17,6 @@ from django.db.models import Q
 from cspdesk.core import fanout
 from cspdesk.core.actor import Actor
 from cspdesk.core.models import WorkBatch, WorkPart
-from cspdesk.partnercenter.recon.models import ChargeLine
 from cspdesk.tenancy.models import Organisation
 
 from . import services
@@ -82,7 +81,7 @@ def draft_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
     lines_qs = _lines(period).filter(currency__in={b["currency"] for b in buyers}).filter(
         Q(customer_id__in=customer_ids) | Q(customer__organisation_id__in=reseller_ids)
     )  # fmt: skip
-    lines: list[ChargeLine] = services.load_charge_lines(lines_qs)
+    lines = services.load_charge_lines(lines_qs)
     sellers = list(Organisation.objects.filter(pk__in=batch.params["sellers"]).order_by("pk"))
     buckets, _ = services._buckets(sellers, lines)
     mine = sorted(

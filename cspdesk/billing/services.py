@@ -12,6 +12,7 @@ Charge lines already on a finalized invoice are never billed again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -111,39 +112,85 @@ def billable_charge_lines(period: dt.date) -> QuerySet[ChargeLine]:
     return qs.exclude(pk__in=billed.values("charge_line_id"))
 
 
-def load_charge_lines(qs: QuerySet[ChargeLine]) -> list[ChargeLine]:
-    """The lines of ``qs`` with their customer (and its organisation), organisation and import attached.
+@dataclass(slots=True)
+class BillableLine:
+    """A charge line as a run reads it: the columns rating, bucketing and exchange rates use, and the line's
+    customer (with its organisation), organisation and import, shared between lines."""
+
+    pk: int
+    source_id: int
+    organisation_id: int
+    customer_id: int | None
+    subscription_id: str
+    product_id: str
+    sku_id: str
+    product_name: str
+    sku_name: str
+    meter_id: str
+    meter_category: str
+    charge_type: str
+    charge_start: dt.date
+    charge_end: dt.date
+    quantity: Decimal
+    cost: Decimal
+    currency: str
+    pricing_cost: Decimal
+    pricing_currency: str
+    exchange_rate: Decimal | None
+    credit: Decimal
+    credit_type: str
+    customer: Customer | None = None
+    organisation: Organisation = field(init=False)
+    source: Import = field(init=False)
+    charge: engine.Charge | None = None  # as last rated: a reseller's customer's line is rated up to three times
+
+
+BILLABLE_COLUMNS = ("pk", "source_id", "organisation_id", "customer_id", "subscription_id", "product_id", "sku_id",
+                    "product_name", "sku_name", "meter_id", "meter_category", "charge_type", "charge_start",
+                    "charge_end", "quantity", "cost", "currency", "pricing_cost", "pricing_currency",
+                    "exchange_rate", "credit", "credit_type")  # fmt: skip
+
+
+def load_charge_lines(qs: QuerySet[ChargeLine]) -> list[BillableLine]:
+    """The lines of ``qs`` (in its order) with their customer (and its organisation), organisation and import.
 
     A month holds hundreds of thousands of charge lines but only thousands of customers: each related row is
-    read once and shared, instead of joined and built again for every line (five model objects per line).
+    read once and shared. A line is read as a tuple of the columns a run uses, not as a model instance (which
+    costs more to build than the rating costs); the values are converted by the same field converters.
     """
-    lines = list(qs)
+    lines = [BillableLine(*row) for row in qs.values_list(*BILLABLE_COLUMNS)]
     customers = Customer.objects.select_related("organisation").in_bulk({ln.customer_id for ln in lines} - {None})
     organisations = Organisation.objects.in_bulk({ln.organisation_id for ln in lines})
     imports = Import.objects.in_bulk({ln.source_id for ln in lines})
-    fields = [ChargeLine._meta.get_field(name) for name in ("customer", "organisation", "source")]
     for line in lines:
-        cust = customers[line.customer_id] if line.customer_id is not None else None
-        for f, value in zip(fields, (cust, organisations[line.organisation_id], imports[line.source_id]), strict=True):
-            f.set_cached_value(line, value)  # type: ignore[union-attr]
+        line.customer = customers[line.customer_id] if line.customer_id is not None else None
+        line.organisation = organisations[line.organisation_id]
+        line.source = imports[line.source_id]
     return lines
 
 
-def _to_charge(line: ChargeLine, reseller_id: int | None) -> engine.Charge:
+# a month's charge lines name a few hundred distinct products and meters
+_category_of = functools.lru_cache(maxsize=1 << 16)(category_of)
+
+
+def _to_charge(line: BillableLine, reseller_id: int | None) -> engine.Charge:
+    if line.charge is not None and line.charge.reseller_id == reseller_id:
+        return line.charge
     list_cost = None
     if line.credit_type == "Partner earned credit" and line.credit:
         list_cost = line.cost + line.credit  # the file's list price: effective price + the credit earned
     full_cost = None
     if line.pricing_cost and line.exchange_rate and not line.meter_id:
         full_cost = line.pricing_cost * line.exchange_rate  # effective unit price × quantity, unprorated
-    return engine.Charge(
+    line.charge = engine.Charge(
         id=line.pk, customer_id=line.customer_id, reseller_id=reseller_id, subscription_id=line.subscription_id,
         product_id=line.product_id, sku_id=line.sku_id, product_name=line.product_name, sku_name=line.sku_name,
         meter_category=line.meter_category,
-        category=category_of(line.product_id, line.product_name, line.meter_category, line.meter_id),
+        category=_category_of(line.product_id, line.product_name, line.meter_category, line.meter_id),
         charge_type=line.charge_type, start=line.charge_start, end=line.charge_end, quantity=line.quantity,
         cost=line.cost, currency=line.currency, list_cost=list_cost, full_cost=full_cost,
     )  # fmt: skip
+    return line.charge
 
 
 # ---------------------------------------------------------------- exchange rates
@@ -156,7 +203,7 @@ class Fx:
     provider: str
 
 
-def find_rate(organisation_id: int, source: str, target: str, on: dt.date, lines: list[ChargeLine],
+def find_rate(organisation_id: int, source: str, target: str, on: dt.date, lines: Sequence[BillableLine],
               table: Callable[[int, str, str, dt.date], ExchangeRate | None] | None = None) -> Fx | None:  # fmt: skip
     """The partner's configured rate in force on ``on``, else the Microsoft file's rate, else ``None``."""
     if source == target:
@@ -195,7 +242,7 @@ class Bucket:
     customer: Customer | None
     reseller: Organisation | None
     source_currency: str
-    lines: list[ChargeLine] = field(default_factory=list)
+    lines: list[BillableLine] = field(default_factory=list)
 
     @property
     def currency(self) -> str:
@@ -211,31 +258,38 @@ def _sellers(actor: Actor) -> list[Organisation]:
     return list(qs if actor.is_system else qs.filter(pk=actor.organisation_pk))
 
 
-def _buckets(sellers: list[Organisation], lines: list[ChargeLine]) -> tuple[list[Bucket], dict[int, Decimal]]:
+def _buckets(sellers: list[Organisation], lines: list[BillableLine]) -> tuple[list[Bucket], dict[int, Decimal]]:
     ids = {s.pk for s in sellers}
     buckets: dict[tuple[int, str, str], Bucket] = {}
     unassigned: dict[int, Decimal] = defaultdict(Decimal)
+    # where a line goes depends only on its customer, its organisation and its currency: decided once for each
+    targets: dict[tuple[int, int, str], list[Bucket]] = {}
     for line in lines:
         cust = line.customer
         if cust is None:
             if line.organisation_id in ids:
                 unassigned[line.organisation_id] += line.cost
             continue
-        home = cust.organisation
-        # who sells what: the direct-bill partner or the reseller to the customer, the provider to the reseller
-        pairs: list[tuple[Organisation, Customer | None, Organisation | None]] = []
-        if home.kind == OrganisationKind.INDIRECT_RESELLER:
-            if home.parent_id in ids:
-                pairs.append((line.organisation, None, home))
-            if home.pk in ids:
+        target = targets.get((cust.pk, line.organisation_id, line.currency))
+        if target is None:
+            target = targets[cust.pk, line.organisation_id, line.currency] = []
+            home = cust.organisation
+            # who sells what: the direct-bill partner or the reseller to the customer, the provider to the reseller
+            pairs: list[tuple[Organisation, Customer | None, Organisation | None]] = []
+            if home.kind == OrganisationKind.INDIRECT_RESELLER:
+                if home.parent_id in ids:
+                    pairs.append((line.organisation, None, home))
+                if home.pk in ids:
+                    pairs.append((home, cust, None))
+            elif home.pk in ids and home.kind == OrganisationKind.DIRECT_BILL_PARTNER:
                 pairs.append((home, cust, None))
-        elif home.pk in ids and home.kind == OrganisationKind.DIRECT_BILL_PARTNER:
-            pairs.append((home, cust, None))
-        for seller, customer, reseller in pairs:
-            key = (seller.pk, f"c{customer.pk}" if customer else f"r{reseller.pk}", line.currency)  # type: ignore[union-attr]
-            if key not in buckets:
-                buckets[key] = Bucket(seller, customer, reseller, line.currency)
-            buckets[key].lines.append(line)
+            for seller, customer, reseller in pairs:
+                key = (seller.pk, f"c{customer.pk}" if customer else f"r{reseller.pk}", line.currency)  # type: ignore[union-attr]
+                if key not in buckets:
+                    buckets[key] = Bucket(seller, customer, reseller, line.currency)
+                target.append(buckets[key])
+        for bucket in target:
+            bucket.lines.append(line)
     return list(buckets.values()), dict(unassigned)
 
 
@@ -262,8 +316,9 @@ def _convert_for(seller_id: int, charge_currency: str, invoice_currency: str, fx
 
 
 class RunCache:
-    """What every draft of one run looks up, read once for the run instead of once per invoice: the support
-    plans of each seller's customers, last period's invoiced amounts, the partner's exchange rates.
+    """What every draft of one run looks up, read once for the run instead of once per invoice: each seller's
+    price rules and the rule each kind of charge gets (rules do not change during a run), the support plans of
+    each seller's customers, last period's invoiced amounts, the partner's exchange rates.
 
     ``whole_run=False`` (one buyer's part of a split run) reads only that buyer's rows, on demand.
     """
@@ -273,6 +328,13 @@ class RunCache:
         self._support: dict[int, dict[int, list[SupportAssignment]]] = {}
         self._previous: dict[tuple[int, str, str], Decimal] | None = None
         self._rates: dict[tuple[int, str, str, dt.date], ExchangeRate | None] = {}
+        self._rules: dict[int, engine.RuleLookup] = {}
+
+    def rules_of(self, seller_id: int) -> engine.RuleLookup:
+        """The seller's price rules in force at some point of the period, and the rule each charge gets."""
+        if seller_id not in self._rules:
+            self._rules[seller_id] = engine.RuleLookup(catalog.rule_specs(seller_id, self.period, self.end))
+        return self._rules[seller_id]
 
     def support_of(self, seller_id: int, customer_id: int) -> list[SupportAssignment]:
         if not self.whole_run:
@@ -350,29 +412,26 @@ class Drafted:
     lines: list[LineRow] = field(default_factory=list)  # to store with the invoice
 
 
-def _provider_prices(period: dt.date, lines: list[ChargeLine]) -> dict[int, Decimal]:
+def _provider_prices(lines: list[BillableLine], cache: RunCache) -> dict[int, Decimal]:
     """What each reseller customer's charge costs the reseller: the provider's price for it."""
     out: dict[int, Decimal] = {}
-    by_provider: dict[int, list[ChargeLine]] = defaultdict(list)
+    by_provider: dict[int, list[BillableLine]] = defaultdict(list)
     for line in lines:
         if line.customer is not None and line.customer.organisation.kind == OrganisationKind.INDIRECT_RESELLER:
             by_provider[line.organisation_id].append(line)
-    end = month_end(period)
     for provider_id, group in by_provider.items():
-        rules = catalog.rule_specs(provider_id, period, end)
+        rules = cache.rules_of(provider_id)  # the same lookup drafts the provider's invoices to the resellers
         for line in group:
             charge = _to_charge(line, line.customer.organisation_id)  # type: ignore[union-attr]
             try:
-                from cspdesk.catalog.resolution import select_rule
-
-                rule = select_rule(rules, charge.key())
+                rule = rules(charge)
                 out[line.pk] = engine.price_charge(charge, rule, lambda a, _c: a)
             except Exception:
                 out[line.pk] = line.cost
     return out
 
 
-def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.date,
+def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec] | engine.RuleLookup, period: dt.date,
            reseller_cost: dict[int, Decimal], cache: RunCache | None = None) -> Drafted:  # fmt: skip
     cache = cache or RunCache(period, whole_run=False)
     seller = bucket.seller
@@ -435,8 +494,8 @@ def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec], period: dt.da
     for i, d in enumerate(drafts, start=1):
         cost = d.cost
         if at_reseller_cost:
-            cost = quantize(sum((reseller_cost.get(cid, c) * fx.rate for cid, c, _p in d.charges), ZERO),
-                            bucket.currency)  # fmt: skip
+            cost = engine.to_minor_unit(sum((reseller_cost.get(cid, c) * fx.rate for cid, c, _p in d.charges), ZERO),
+                                        bucket.currency)  # fmt: skip
         line_rows.append(LineRow(
             position=i, kind=MICROSOFT, description=d.description[:400], group=d.group[:400], item_id=d.item_id,
             quantity=d.quantity, unit_price=d.unit_price, net_amount=d.net_amount, cost=cost,
@@ -520,12 +579,18 @@ def _support_lines(invoice: Invoice, customer: Customer, period: dt.date, spend:
 
 def doc_lines(lines: Sequence[InvoiceLine | LineRow], currency: str) -> list[DocLine]:
     out = []
+    treatments: dict[tuple[str, Decimal, str, str], VatTreatment] = {}  # an invoice's lines share one or two
     for ln in lines:
-        treatment = VatTreatment(VatCategory(ln.vat_category), Decimal(ln.vat_rate).normalize() + 0,
-                                 ln.vat_exemption_code, ln.vat_exemption_reason)  # fmt: skip
+        vat = (ln.vat_category, ln.vat_rate, ln.vat_exemption_code, ln.vat_exemption_reason)
+        treatment = treatments.get(vat)
+        if treatment is None:
+            treatment = treatments[vat] = VatTreatment(VatCategory(ln.vat_category),
+                                                       Decimal(ln.vat_rate).normalize() + 0,
+                                                       ln.vat_exemption_code, ln.vat_exemption_reason)  # fmt: skip
         out.append(DocLine(
             id=str(ln.position), description=ln.description, group=ln.group, quantity=Decimal(ln.quantity).normalize(),
-            unit_price=Decimal(ln.unit_price), net_amount=quantize(Decimal(ln.net_amount), currency), vat=treatment,
+            unit_price=Decimal(ln.unit_price), net_amount=engine.to_minor_unit(Decimal(ln.net_amount), currency),
+            vat=treatment,
             unit_code="MON" if ln.kind == LineKind.SUPPORT and ln.quantity == 1 else "C62",
             period_start=ln.period_start, period_end=ln.period_end, item_id=ln.item_id,
             reference=f"invoice line {ln.pk}" if ln.pk else "",
@@ -567,20 +632,17 @@ def bill(actor: Actor, period: dt.date, *, threshold: Decimal | None = None) -> 
     return run
 
 
-def draft_buckets(run: BillingRun, buckets: list[Bucket], lines: list[ChargeLine], threshold: Decimal,
+def draft_buckets(run: BillingRun, buckets: list[Bucket], lines: list[BillableLine], threshold: Decimal,
                   cache: RunCache) -> tuple[list[Invoice], list[dict[str, Any]]]:  # fmt: skip
     """Draft ``buckets`` in their order (``lines``: their charge lines): the invoices and the review entries. The
     drafts are stored in the same order, many at a time (:func:`store_drafts`)."""
     period = run.period
-    reseller_cost = _provider_prices(period, lines)
-    rules_of: dict[int, list[RuleSpec]] = {}
+    reseller_cost = _provider_prices(lines, cache)
     done: list[Drafted] = []
     waiting: list[Drafted] = []  # drafted, not stored yet: stored together every STORE_LINES lines
     pending = 0  # their lines
     for bucket in buckets:
-        if bucket.seller.pk not in rules_of:
-            rules_of[bucket.seller.pk] = catalog.rule_specs(bucket.seller.pk, period, month_end(period))
-        drafted = _draft(run, bucket, rules_of[bucket.seller.pk], period, reseller_cost, cache)
+        drafted = _draft(run, bucket, cache.rules_of(bucket.seller.pk), period, reseller_cost, cache)
         done.append(drafted)
         if drafted.invoice is not None:
             waiting.append(drafted)

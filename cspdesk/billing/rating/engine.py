@@ -13,18 +13,21 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from cspdesk.catalog.resolution import ChargeKey, RuleConflict, RuleSpec, select_rule
-from cspdesk.core.money import quantize
+from cspdesk.core.money import minor_units
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
 UNIT_PRICE_EXP = Decimal("0.000001")
+ONE_DAY = dt.timedelta(days=1)
 
 Convert = Callable[[Decimal, str], Decimal]
 """``convert(amount, currency)``: an amount in ``currency`` expressed in the charge's currency."""
@@ -110,11 +113,62 @@ def price_charge(charge: Charge, rule: RuleSpec | None, convert: Convert) -> Dec
     raise ValueError(f"unknown price method {rule.method!r}")
 
 
-def rate(charges: Iterable[Charge], rules: list[RuleSpec], convert: Convert) -> Rated:
+class RuleLookup:
+    """:func:`select_rule` over one seller's rules, remembered per distinct question.
+
+    A month has tens of thousands of charges but few distinct questions. Which rules match a charge depends only
+    on the values its rules name (a customer, reseller, product, SKU or meter category no rule names matches
+    exactly as any other one does), compared as :func:`matches` compares them, and on which rules are in force
+    on its date. That changes only on a rule's first day and on the day after its last, so a date is
+    remembered as the span between two such days: a rule ending mid-month still prices the charges before its
+    end and not those after. A conflict is remembered too, and raised again for every charge it concerns.
+    The rules must not change while the lookup is used.
+    """
+
+    def __init__(self, rules: Sequence[RuleSpec]) -> None:
+        self.rules = list(rules)
+        edges = {r.effective_from for r in self.rules}
+        edges.update(r.effective_to + ONE_DAY for r in self.rules if r.effective_to and r.effective_to < dt.date.max)
+        self._edges = sorted(edges)
+        self._customers = {r.customer_id for r in self.rules if r.customer_id is not None}
+        self._resellers = {r.reseller_id for r in self.rules if r.reseller_id is not None}
+        self._products = {r.product_id.upper() for r in self.rules if r.product_id}
+        self._skus = {r.sku_id.upper() for r in self.rules if r.sku_id}
+        self._meters = {r.meter_category.lower() for r in self.rules if r.meter_category}
+        self._known: dict[tuple[object, ...], RuleSpec | RuleConflict | None] = {}
+
+    def __call__(self, charge: Charge) -> RuleSpec | None:
+        """The rule pricing ``charge`` (``None``: none does); :class:`RuleConflict` on a tie."""
+        product, sku, meter = charge.product_id.upper(), charge.sku_id.upper(), charge.meter_category.lower()
+        question = (
+            charge.customer_id if charge.customer_id in self._customers else None,
+            charge.reseller_id if charge.reseller_id in self._resellers else None,
+            charge.category,
+            product if product in self._products else None,
+            sku if sku in self._skus else None,
+            meter if meter in self._meters else None,
+            bisect.bisect_right(self._edges, charge.start),
+        )
+        try:
+            answer = self._known[question]
+        except KeyError:
+            try:
+                answer = select_rule(self.rules, charge.key())
+            except RuleConflict as conflict:
+                answer = conflict
+            self._known[question] = answer
+        if isinstance(answer, RuleConflict):
+            raise RuleConflict(answer.rules)
+        return answer
+
+
+def rate(charges: Iterable[Charge], rules: Sequence[RuleSpec] | RuleLookup, convert: Convert) -> Rated:
+    """``rules``: the seller's rules, or a :class:`RuleLookup` of them kept for a whole run."""
+    lookup = rules if isinstance(rules, RuleLookup) else RuleLookup(rules)
     out = Rated()
     for charge in charges:
         try:
-            rule = select_rule(rules, charge.key())
+            rule = lookup(charge)
         except RuleConflict as conflict:
             out.conflicts.append((charge, conflict))
             continue
@@ -140,13 +194,24 @@ class DraftLine:
     charges: tuple[tuple[int, Decimal, Decimal], ...]  # (charge id, cost, price), exact, invoice currency
 
 
+@functools.cache
+def _minor_unit(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+def to_minor_unit(amount: Decimal, currency: str) -> Decimal:
+    """:func:`cspdesk.core.money.quantize` (half-up) for a run's tens of thousands of amounts: the currency's
+    minor unit is looked up once, not for every amount."""
+    return amount.quantize(_minor_unit(currency), rounding=ROUND_HALF_UP)
+
+
 def line_amounts(amount: Decimal, quantity: Decimal, currency: str) -> tuple[Decimal, Decimal, Decimal]:
     """(quantity, unit price, net amount) for an exact ``amount``: the unit price is never negative."""
     q = abs(quantity) if quantity != 0 else ONE
     if amount < 0:
         q = -q
     unit = (abs(amount) / abs(q)).quantize(UNIT_PRICE_EXP, rounding=ROUND_HALF_UP)
-    return q, unit, quantize(q * unit, currency)
+    return q, unit, to_minor_unit(q * unit, currency)
 
 
 def _group_key(p: Priced) -> tuple[object, ...]:
@@ -167,8 +232,9 @@ def build_lines(priced: Iterable[Priced], currency: str, fx_rate: Decimal = ONE)
     lines: list[DraftLine] = []
     for members in groups.values():
         first = members[0].charge
-        amount = sum((p.price * fx_rate for p in members), ZERO)
-        cost = sum((p.charge.cost * fx_rate for p in members), ZERO)
+        charges = tuple((p.charge.id, p.charge.cost * fx_rate, p.price * fx_rate) for p in members)
+        amount = sum((p for _id, _c, p in charges), ZERO)
+        cost = sum((c for _id, c, _p in charges), ZERO)
         azure = first.category == "azure"
         quantity = ONE if azure else sum((p.charge.quantity for p in members), ZERO)
         q, unit, net = line_amounts(amount, quantity, currency)
@@ -185,12 +251,12 @@ def build_lines(priced: Iterable[Priced], currency: str, fx_rate: Decimal = ONE)
                 quantity=q,
                 unit_price=unit,
                 net_amount=net,
-                cost=quantize(cost, currency),
+                cost=to_minor_unit(cost, currency),
                 period_start=min(p.charge.start for p in members),
                 period_end=max(p.charge.end for p in members),
                 rule_id=rule.id if rule else None,
                 method=rule.method if rule else "no_rule",
-                charges=tuple((p.charge.id, p.charge.cost * fx_rate, p.price * fx_rate) for p in members),
+                charges=charges,
             )
         )
     lines.sort(key=lambda ln: (ln.group, ln.period_start, ln.description))
