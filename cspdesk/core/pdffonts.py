@@ -18,22 +18,36 @@ uses: for DejaVu Sans those two steps are most of the time an invoice takes to r
   accented letters). The set still depends only on the document, so the same document gives the same bytes.
 * Text widths, which fpdf2's line breaking asks for every prefix of a line, are added up from the previous
   prefix's width instead of from scratch (same integers, so the same layout).
+* A document's text is encoded to the font's codes a character at a time from a table kept with the document's
+  font, instead of through fpdf2's per-character calls (:meth:`SharedFont.encode_text`).
+* Writing the document (:class:`OutputProducer`) writes the same font objects as fpdf2's ``_add_fonts``, but
+  takes the compressed font program from the cached subset instead of compressing it again, and builds the
+  widths, the ToUnicode map and the CID-to-glyph map once per code assignment (a document assigns codes in the
+  order it first uses each glyph, so documents set out alike share them). ``test_render_output`` checks that
+  the bytes are fpdf2's own.
 """
 
 from __future__ import annotations
 
 import io
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from fontTools import subset as ftsubset
 from fontTools import ttLib
 from fpdf import FPDF
-from fpdf.fonts import SubsetMap, TTFFont
+from fpdf import output as fpdf_output
+from fpdf.fonts import Glyph, PDFFontDescriptor, SubsetMap, TTFFont
+from fpdf.syntax import Name, PDFArray, PDFContentStream, PDFObject, build_obj_dict
+from fpdf.util import escape_parens
+
+if TYPE_CHECKING:
+    from fpdf.encryption import StandardSecurityHandler
 
 FONT_DIR: Final = Path(__file__).resolve().parents[1] / "billing" / "documents" / "fonts"
 FAMILY: Final = "DejaVuSans"
@@ -49,6 +63,7 @@ _DROP_TABLES: Final = ("FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "
                        "EBLC", "EBSC", "SVG ", "CPAL", "COLR")  # fmt: skip
 _SUBSETS_KEPT: Final = 256
 _WIDTHS_KEPT: Final = 200_000
+_ASSIGNMENTS_KEPT: Final = 1024
 
 
 def _options(*, glyph_names: bool = False) -> ftsubset.Options:
@@ -62,6 +77,18 @@ def _options(*, glyph_names: bool = False) -> ftsubset.Options:
 class _Subset:
     data: bytes
     glyph_ids: dict[str, int]
+    # the font program as fpdf2 embeds it (its FontFile2 stream)
+    compressed: bytes
+
+
+@dataclass(frozen=True)
+class _Assigned:
+    """What fpdf2 writes for one assignment of codes to glyphs: the CIDFont's widths (W), the ToUnicode CMap and
+    the compressed CIDToGIDMap."""
+
+    widths: str
+    to_unicode: bytes
+    cid_to_gid: bytes
 
 
 class _Source:
@@ -71,6 +98,9 @@ class _Source:
         scratch = FPDF()
         scratch.add_font(family, style, path)
         self.template: TTFFont = scratch.fonts[f"{family.lower()}{style}"]  # type: ignore[assignment]
+        descriptor = _Descriptor.__new__(_Descriptor)
+        descriptor.__dict__.update(vars(self.template.desc))
+        self.template.desc = descriptor
         self.data = path.read_bytes()
         self.glyph_order: tuple[str, ...] = tuple(self.template.ttfont.getGlyphOrder())
         self.glyph_index: dict[str, int] = {name: gid for gid, name in enumerate(self.glyph_order)}
@@ -81,6 +111,8 @@ class _Source:
         self._seen: frozenset[str] = frozenset()
         self._seen_data = b""
         self.widths: dict[str, float] = {}
+        self.glyphs: dict[str, Glyph | None] = {}
+        self._assigned: OrderedDict[tuple[tuple[int, int, Any], ...], _Assigned] = OrderedDict()
         cmap = self.template.cmap
         self.base: frozenset[str] = frozenset(cmap[c] for c in range(0x20, 0x7F) if c in cmap)
 
@@ -97,11 +129,28 @@ class _Source:
             font = self._open(self._seen_data)
             self._run(font, key, glyph_names=False)
             glyph_ids = {name: gid for gid, name in enumerate(font.getGlyphOrder())}
-            subset = _Subset(self._save(font), glyph_ids)
+            data = self._save(font)
+            subset = _Subset(data, glyph_ids, zlib.compress(data, level=PDFContentStream._COMPRESSION_LEVEL))
             self._subsets[key] = subset
             if len(self._subsets) > _SUBSETS_KEPT:
                 self._subsets.popitem(last=False)
             return subset
+
+    def assigned(self, font: SharedFont, subset: _Subset) -> _Assigned:
+        """The widths, ToUnicode and CIDToGIDMap fpdf2 writes for ``font``'s codes (``subset`` holds its glyphs)."""
+        items = [(glyph, code) for glyph, code in font.subset.items() if glyph is not None]
+        key = tuple((code, glyph.glyph_id, glyph.unicode) for glyph, code in items)
+        with self._lock:
+            found = self._assigned.get(key)
+            if found is not None:
+                self._assigned.move_to_end(key)
+                return found
+        made = _Assigned(fpdf_output._tt_font_widths(font), _to_unicode(items), _cid_to_gid(items, subset))
+        with self._lock:
+            self._assigned[key] = made
+            if len(self._assigned) > _ASSIGNMENTS_KEPT:
+                self._assigned.popitem(last=False)
+        return made
 
     def _make(self, data: bytes, names: frozenset[str], *, glyph_names: bool) -> bytes:
         font = self._open(data)
@@ -126,6 +175,87 @@ class _Source:
         font.save(out)
         font.close()
         return out.getvalue()
+
+
+def _unicode_hex(unicode: int) -> str:
+    if unicode > 0xFFFF:  # a surrogate pair
+        return f"{0xD800 | (unicode - 0x10000) >> 10:04X}{0xDC00 | (unicode & 0x3FF):04X}"
+    return f"{unicode:04X}"
+
+
+def _to_unicode(items: list[tuple[Glyph, int]]) -> bytes:
+    """fpdf2's ToUnicode CMap for a CIDFontType2 font (fpdf/output.py, OutputProducer._add_fonts)."""
+    bf_char = [
+        f"<{code:04X}> <{''.join(_unicode_hex(u) for u in glyph.unicode)}>\n"
+        for glyph, code in items
+        if isinstance(glyph.unicode, tuple) and glyph.unicode
+    ]
+    return (
+        "/CIDInit /ProcSet findresource begin\n"
+        "12 dict begin\n"
+        "begincmap\n"
+        "/CIDSystemInfo\n"
+        "<</Registry (Adobe)\n"
+        "/Ordering (UCS)\n"
+        "/Supplement 0\n"
+        ">> def\n"
+        "/CMapName /Adobe-Identity-UCS def\n"
+        "/CMapType 2 def\n"
+        "1 begincodespacerange\n"
+        "<0000> <FFFF>\n"
+        "endcodespacerange\n"
+        f"{fpdf_output._build_cmap_blocks(bf_char, 'bfchar')}"
+        "endcmap\n"
+        "CMapName currentdict /CMap defineresource pop\n"
+        "end\n"
+        "end"
+    ).encode("latin-1")
+
+
+def _cid_to_gid(items: list[tuple[Glyph, int]], subset: _Subset) -> bytes:
+    """fpdf2's compressed CIDToGIDMap: two bytes per code of the 16-bit code space, each the code's glyph id in
+    the embedded subset."""
+    table = bytearray(256 * 256 * 2)
+    glyph_ids = subset.glyph_ids
+    for glyph, code in items:
+        gid = glyph_ids[glyph.glyph_name]
+        table[code * 2] = (gid >> 8) & 0xFF
+        table[code * 2 + 1] = gid & 0xFF
+    return zlib.compress(table, level=PDFContentStream._COMPRESSION_LEVEL)
+
+
+def _own_attributes(self: PDFObject, security_handler: StandardSecurityHandler | None = None) -> dict[str, object]:
+    """``PDFObject._build_obj_dict`` from the object's own attributes: the same entries, in the same (sorted)
+    order, as from every name ``dir()`` lists, which for these classes adds only methods, properties and private
+    names (``test_render_output`` checks it); ``dir()`` and the look-ups were most of writing a font's objects."""
+    return build_obj_dict(dict(sorted(vars(self).items())), _security_handler=security_handler, _obj_id=self.id)
+
+
+class _Font(fpdf_output.PDFFont):
+    _build_obj_dict = _own_attributes
+
+
+class _SystemInfo(fpdf_output.CIDSystemInfo):
+    _build_obj_dict = _own_attributes
+
+
+class _Descriptor(PDFFontDescriptor):
+    _build_obj_dict = _own_attributes
+
+
+class _Stream(PDFContentStream):
+    _build_obj_dict = _own_attributes
+
+
+class _FontStream(fpdf_output.PDFFontStream):
+    _build_obj_dict = _own_attributes
+
+
+def _holding(stream: PDFContentStream, compressed: bytes) -> PDFContentStream:
+    """``stream`` (made compressed) holding ``compressed``, bytes compressed as fpdf2 compresses them."""
+    stream._contents = compressed
+    stream.length = len(compressed)
+    return stream
 
 
 class _Embedding(ttLib.TTFont):
@@ -163,8 +293,31 @@ class _Embedding(ttLib.TTFont):
 class SharedFont(TTFFont):
     """A document's copy of a parsed bundled font (see the module docstring)."""
 
-    __slots__ = ("_source",)
+    __slots__ = ("_codes", "_source")
     _source: _Source
+    _codes: dict[str, str]
+
+    def encode_text(self, text: str) -> str:
+        """fpdf2's ``TTFFont.encode_text``."""
+        if self.is_symbol:
+            return super().encode_text(text)
+        return f"({self.escaped(text)}) Tj"
+
+    def escaped(self, text: str) -> str:
+        """``text`` as a PDF string's content in this font: each character as its code in the document's subset
+        (picked in the order the document first uses it, as fpdf2 picks them; kept, since a character keeps
+        its code throughout a document), escaped; a character the font lacks is left out."""
+        codes = self._codes
+        for c in text:
+            if c not in codes:
+                # fpdf2's SubsetMap.pick, with the font's glyph for the character looked up once per process
+                glyphs = self._source.glyphs
+                glyph = glyphs.get(c)
+                if glyph is None:
+                    glyph = glyphs[c] = self.subset.get_glyph(unicode=ord(c))
+                code = self.subset.pick(ord(c)) if glyph is None else self.subset.pick_glyph(glyph)
+                codes[c] = "" if code is None else escape_parens(chr(code).encode("utf-16-be").decode("latin-1"))
+        return "".join([codes[c] for c in text])
 
     def get_text_width(self, text: str, font_size_pt: float, text_shaping_params: Any) -> tuple[int, float]:
         if text_shaping_params or self.is_symbol:
@@ -214,6 +367,7 @@ def add_font(pdf: FPDF, family: str, style: str, path: Path) -> None:
     font.missing_glyphs = []
     font.color_font = None
     font.subset = SubsetMap(font)
+    font._codes = {}
     pdf.fonts[template.fontkey] = font
 
 
@@ -221,3 +375,72 @@ def add_bundled_fonts(pdf: FPDF, family: str = FAMILY) -> None:
     """DejaVu Sans, regular and bold, under ``family``."""
     for style, name in FILES.items():
         add_font(pdf, family, style, FONT_DIR / name)
+
+
+class OutputProducer(fpdf_output.OutputProducer):
+    """fpdf2's writer, writing the bundled fonts' objects from what is cached for their glyphs and codes (see the
+    module docstring); any other font, or an encrypted or PDF/A document, is left to fpdf2."""
+
+    def _add_fonts(
+        self,
+        image_objects_per_index: dict[int, fpdf_output.PDFXObject],
+        gfxstate_objs_per_name: dict[str, fpdf_output.PDFExtGState],
+        pattern_objs_per_name: dict[str, fpdf_output.Pattern],
+    ) -> dict[int, fpdf_output.PDFFont | fpdf_output.PDFType3Font]:
+        fpdf = self.fpdf
+        fonts = sorted(fpdf.fonts.values(), key=lambda font: font.i)
+        if (
+            fpdf._security_handler is not None
+            or fpdf._compliance
+            or not all(type(font) is SharedFont and not font.color_font and not font.is_cff for font in fonts)
+        ):
+            return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
+        objs: dict[int, fpdf_output.PDFFont | fpdf_output.PDFType3Font] = {}
+        for font in fonts:
+            assert isinstance(font, SharedFont)
+            objs[font.i] = self._add_shared_font(font)
+        return objs
+
+    def _add_shared_font(self, font: SharedFont) -> fpdf_output.PDFFont:
+        """The objects fpdf2's ``_add_fonts`` adds for a TrueType font, in its order."""
+        fontname = f"MPDFAA+{font.name}"
+        if font.missing_glyphs:
+            missing = ", ".join(
+                f"'{chr(x)}' ({chr(x).encode('unicode-escape').decode()})" for x in font.missing_glyphs[:10]
+            )
+            if len(font.missing_glyphs) > 10:
+                missing += f", ... (and {len(font.missing_glyphs) - 10} others)"
+            fpdf_output.LOGGER.warning("Font %s is missing the following glyphs: %s", fontname, missing)
+        embedding = font.ttfont
+        assert isinstance(embedding, _Embedding)
+        subset = embedding._subset()
+        assigned = font._source.assigned(font, subset)
+
+        composite = _Font(subtype="Type0", base_font=fontname, encoding="Identity-H")
+        self._add_pdf_obj(composite, "fonts")
+        cid_font = _Font(subtype="CIDFontType2", base_font=fontname, d_w=font.desc.missing_width, w=assigned.widths)
+        self._add_pdf_obj(cid_font, "fonts")
+        composite.descendant_fonts = PDFArray([cid_font])
+        to_unicode = _Stream(assigned.to_unicode)
+        self._add_pdf_obj(to_unicode, "fonts")
+        composite.to_unicode = to_unicode
+        system_info = _SystemInfo()
+        self._add_pdf_obj(system_info, "fonts")
+        cid_font.c_i_d_system_info = system_info
+        descriptor = font.desc
+        descriptor.font_name = Name(fontname)
+        self._add_pdf_obj(descriptor, "fonts")
+        cid_font.font_descriptor = descriptor
+        cid_to_gid = _holding(_Stream(b"", compress=True), assigned.cid_to_gid)
+        self._add_pdf_obj(cid_to_gid, "fonts")
+        cid_font.c_i_d_to_g_i_d_map = cid_to_gid
+        font_file = _FontStream(b"")
+        _holding(font_file, subset.compressed)
+        font_file.length1 = len(subset.data)
+        self._add_pdf_obj(font_file, "fonts")
+        descriptor.font_file2 = font_file  # type: ignore[attr-defined]
+
+        font.subset.pick.cache_clear()
+        font.subset.get_glyph.cache_clear()
+        font.close()
+        return composite

@@ -51,8 +51,8 @@ def test_lines_are_broken_where_fpdf2_breaks_them(style: str) -> None:
                 dry_run=True,
                 output="LINES",
             )
-            assert [line for line, _ in ours] == (theirs if text else [""]), (text, width)
-            for line, line_width in ours:
+            assert [line for line, _, _ in ours] == (theirs if text else [""]), (text, width)
+            for line, line_width, _ in ours:
                 assert line_width == pytest.approx(page.get_string_width(line))
 
 

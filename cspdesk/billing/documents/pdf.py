@@ -14,11 +14,11 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 from babel import Locale
 from fpdf import FPDF
-from fpdf.enums import XPos, YPos
+from fpdf.enums import TextMode, XPos, YPos
 from fpdf.fonts import TTFFont
 from fpdf.line_break import BREAKING_SPACE_SYMBOLS_STR, FORM_FEED, NBSP, SOFT_HYPHEN
 
@@ -58,25 +58,31 @@ class _Pdf(FPDF):
 
 # Text layout. fpdf2's table() and multi_cell() lay every cell out twice and break text one character at a
 # time through several layers of objects; for an invoice's lines that was most of the time a PDF took. The
-# tables and the one-line paragraphs are drawn here instead, with fpdf2's own rules: a line breaks at the
-# last breaking space before the text overflows, or inside a word that is wider than the box; cells are
-# padded by 1 mm, rows are as high as their highest cell and each cell's text is centred in its row;
-# horizontal rules between rows, a grey heading row repeated at the top of each page a table runs onto,
-# and a table never starts with its heading alone at the foot of a page.
+# tables and the paragraphs are drawn here instead, with fpdf2's own rules: a line breaks at the last breaking
+# space before the text overflows, or inside a word that is wider than the box; a paragraph's line broken at a
+# space is justified, its other lines are not; cells are padded by 1 mm, rows are as high as their highest
+# cell and each cell's text is centred in its row; horizontal rules between rows, a grey heading row repeated
+# at the top of each page a table runs onto, and a table never starts with its heading alone at the foot of a
+# page.
 
 _TOLERANCE: Final = 1e-9  # fpdf.util.FloatTolerance
 _LEFT_TO_FPDF: Final = (SOFT_HYPHEN, FORM_FEED, "\r")  # characters whose line breaking stays with fpdf2
+# breaking spaces fpdf2 counts when it justifies a line but does not widen: such paragraphs stay with fpdf2
+_UNEVEN_SPACES: Final = tuple(c for c in BREAKING_SPACE_SYMBOLS_STR if c != " ")
 _MISSING: Final = object()
-_wrapped: dict[tuple[str, float, float, str], tuple[tuple[str, float], ...] | None] = {}
+# a line of text as printed, its width, and whether fpdf2 justifies it in a paragraph (it was broken at a space)
+_Lines: TypeAlias = tuple[tuple[str, float, bool], ...]
+_wrapped: dict[tuple[str, float, float, str], _Lines | None] = {}
 _WRAPPED_KEPT: Final = 100_000
 PADDING: Final = 1
 LINE_HEIGHT: Final = 4.5
 
 
-def _break(text: str, cw: Mapping[int, float], size_pt: float, k: float, width: float) -> list[str] | None:
-    """The lines fpdf2's ``multi_cell`` (word wrap) makes of ``text`` in a box ``width`` wide, or None where
-    fpdf2 is left to decide (soft hyphens, a character wider than the box)."""
-    lines: list[str] = []
+def _break(text: str, cw: Mapping[int, float], size_pt: float, k: float, width: float) -> list[tuple[str, bool]] | None:
+    """The lines fpdf2's ``multi_cell`` (word wrap) makes of ``text`` in a box ``width`` wide, each with whether
+    it was broken at a space (which fpdf2 justifies), or None where fpdf2 is left to decide (soft hyphens, a
+    character wider than the box)."""
+    lines: list[tuple[str, bool]] = []
     n = len(text)
     i = 0
     while i < n:
@@ -86,31 +92,31 @@ def _break(text: str, cw: Mapping[int, float], size_pt: float, k: float, width: 
         while True:
             if i == n:
                 if units:
-                    lines.append(text[start:])
+                    lines.append((text[start:], False))
                 break
             c = text[i]
             if c == "\n":
-                lines.append(text[start:i])
+                lines.append((text[start:i], False))
                 i += 1
                 break
             cu = cw[ord(c)]
             if (units * size_pt * 0.001) / k + (cu * size_pt * 0.001) / k - width > _TOLERANCE:
                 if c in BREAKING_SPACE_SYMBOLS_STR:
-                    lines.append(text[start:i])
+                    lines.append((text[start:i], True))
                     i += 1
                 elif hint >= 0:
-                    lines.append(text[start:hint])
+                    lines.append((text[start:hint], True))
                     i = hint + 1
                 elif i == start:
                     return None
                 else:
-                    lines.append(text[start:i])
+                    lines.append((text[start:i], False))
                 break
             if c in BREAKING_SPACE_SYMBOLS_STR:
                 hint = i
             units += cu
             i += 1
-    return lines or [""]
+    return lines or [("", False)]
 
 
 def _font(pdf: _Pdf) -> TTFFont:
@@ -119,23 +125,25 @@ def _font(pdf: _Pdf) -> TTFFont:
     return font
 
 
-def _wrap(pdf: _Pdf, text: str, width: float) -> tuple[tuple[str, float], ...] | None:
+def _wrap(pdf: _Pdf, text: str, width: float) -> _Lines | None:
     """``text`` broken into lines in the current font for a box ``width`` wide (margins already taken off), each
-    line with its width, as fpdf2 would print it (a no-break space is printed as a space); None: ask fpdf2."""
+    line as fpdf2 would print it (a no-break space is printed as a space) with its width as fpdf2 measures it and
+    whether it was broken at a space; None: ask fpdf2."""
     font = _font(pdf)
     size_pt = pdf.font_size_pt
     key = (font.fontkey, size_pt, width, text)
     found = _wrapped.get(key, _MISSING)
     if found is not _MISSING:
         return found  # type: ignore[return-value]
-    result: tuple[tuple[str, float], ...] | None = None
+    result: _Lines | None = None
     if not any(c in text for c in _LEFT_TO_FPDF):
         cw = font.cw
         k = pdf.k
         lines = _break(text, cw, size_pt, k, width)
         if lines is not None:
+            printed = [(line.replace(NBSP, " "), justified) for line, justified in lines]
             result = tuple(
-                (line.replace(NBSP, " "), (sum(cw[ord(c)] for c in line) * size_pt * 0.001) / k) for line in lines
+                (line, (sum(cw[ord(c)] for c in line) * size_pt * 0.001) / k, justified) for line, justified in printed
             )
     if len(_wrapped) >= _WRAPPED_KEPT:
         _wrapped.clear()
@@ -149,6 +157,34 @@ def _text_width(pdf: _Pdf, text: str) -> float:
     return (sum(cw[ord(c)] for c in text) * pdf.font_size_pt * 0.001) / pdf.k
 
 
+def _plain(pdf: _Pdf) -> bool:
+    """Whether text is drawn plainly: none of the settings fpdf2's text drawing checks for (a text mode,
+    underlining, a text colour, text quad points, spacing, shaping) is set. Our documents set none."""
+    return not (
+        pdf.text_mode is not TextMode.FILL
+        or pdf.underline
+        or pdf.strikethrough
+        or pdf._record_text_quad_points
+        or pdf.fill_color != pdf.text_color
+        or pdf.font_stretching != 100
+        or pdf.char_spacing
+        or pdf.text_shaping
+    )
+
+
+def _text(pdf: _Pdf, x: float, y: float, text: str) -> None:
+    """``pdf.text(x, y, text)``: the same text operator, written straight to the page. fpdf2's ``text`` spends
+    longer on its checks and wrappers than on writing; where one of its settings is set, it draws the text."""
+    if not _plain(pdf):
+        pdf.text(x, y, text)
+        return
+    font = _font(pdf)
+    if not pdf.current_font_is_set_on_page:
+        pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
+    k = pdf.k
+    pdf._out(f"BT {x * k:.2f} {(pdf.h - y) * k:.2f} Td {font.encode_text(text)} ET")
+
+
 def _cell(pdf: _Pdf, w: float, h: float, text: str, *, align: str = "L", next_line: bool = False) -> None:
     """``pdf.cell(w, h, text, align=align)``, then to the right of it or (``next_line``) to the next line."""
     pdf._perform_page_break_if_need_be(h)
@@ -158,7 +194,7 @@ def _cell(pdf: _Pdf, w: float, h: float, text: str, *, align: str = "L", next_li
     if text:
         c_margin = pdf.c_margin
         dx = w - c_margin - _text_width(pdf, text) if align == "R" else c_margin
-        pdf.text(x + dx, pdf.y + (0.5 * h + 0.3 * pdf.font_size), text)
+        _text(pdf, x + dx, pdf.y + (0.5 * h + 0.3 * pdf.font_size), text)
     if next_line:
         pdf.x = pdf.l_margin
         pdf.y += h
@@ -166,22 +202,55 @@ def _cell(pdf: _Pdf, w: float, h: float, text: str, *, align: str = "L", next_li
         pdf.x = x + w
 
 
+def _line(pdf: _Pdf, h: float, text: str, text_w: float, word_spacing: float, link: str) -> None:
+    """One line of a ``multi_cell`` paragraph as fpdf2 draws it at the current position (``FPDF.
+    _render_styled_text_line``): ``word_spacing`` added at each space when justified, and a link over its text."""
+    font = _font(pdf)
+    assert isinstance(font, pdffonts.SharedFont)
+    if not pdf.current_font_is_set_on_page:
+        pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
+    k = pdf.k
+    x = pdf.x + pdf.c_margin
+    font_size = pdf.font_size
+    if word_spacing:
+        adjust = f"{-(word_spacing * k) * 1000 / pdf.font_size_pt:.3f}({font.escaped(' ')}"
+        first, *words = text.split(" ")
+        shown = " ".join([f"({font.escaped(first)})", *[f"{adjust}{font.escaped(word)})" for word in words]])
+        shown = f"[{shown}] TJ"
+    else:
+        shown = f"({font.escaped(text)}) Tj"
+    pdf._out(f"BT {x * k:.2f} {(pdf.h - pdf.y - 0.5 * h - 0.3 * font_size) * k:.2f} Td {shown} ET")
+    if link:
+        pdf.link(x, pdf.y + (0.5 * h) - (0.5 * font_size), text_w, font_size, link)
+
+
 def _paragraph(pdf: _Pdf, w: float, h: float, text: str, new_x: XPos = XPos.LMARGIN, link: str = "") -> None:
-    """``pdf.multi_cell(w, h, text, new_x=new_x, new_y=YPos.NEXT, link=link)``: drawn here when no line of it
-    is wrapped (fpdf2 justifies wrapped lines, and draws links)."""
+    """``pdf.multi_cell(w, h, text, new_x=new_x, new_y=YPos.NEXT, link=link)``: justified, fpdf2's default."""
     x = pdf.x
     c_margin = pdf.c_margin
-    width = (pdf.w - pdf.r_margin - x if w == 0 else w) - c_margin - c_margin
-    lines = None if link or text.endswith("\n") else _wrap(pdf, text, width)
-    if lines is None or len(lines) != text.count("\n") + 1:
+    box = pdf.w - pdf.r_margin - x if w == 0 else w
+    # fpdf2 ends a paragraph ending in a new line with a line break, and leaves out a U+0000 in a wrapped one
+    plain = _plain(pdf) and not (text.endswith("\n") or "\x00" in text or any(c in text for c in _UNEVEN_SPACES))
+    lines = _wrap(pdf, text, box - c_margin - c_margin) if plain else None
+    if lines is None:
         pdf.multi_cell(w, h, text, link=link or None, new_x=new_x, new_y=YPos.NEXT)
         return
-    rise = 0.5 * h + 0.3 * pdf.font_size
-    for line, _ in lines:
-        pdf._perform_page_break_if_need_be(h)
-        if line:
-            pdf.text(x + c_margin, pdf.y + rise, line)
-        pdf.y += h
+    if link or len(lines) != text.count("\n") + 1:
+        # wrapped, or a link: fpdf2's own line drawing
+        for line, line_w, justified in lines:
+            pdf._perform_page_break_if_need_be(h)
+            if line:
+                spaces = line.count(" ") if justified else 0
+                word_spacing = (box - c_margin - c_margin - line_w) / spaces if spaces else 0.0
+                _line(pdf, h, line, line_w, word_spacing, link)
+            pdf.y += h
+    else:
+        rise = 0.5 * h + 0.3 * pdf.font_size
+        for line, _, _ in lines:
+            pdf._perform_page_break_if_need_be(h)
+            if line:
+                _text(pdf, x + c_margin, pdf.y + rise, line)
+            pdf.y += h
     pdf.x = pdf.l_margin if new_x is XPos.LMARGIN else x
 
 
@@ -198,7 +267,7 @@ class _Laid:
     row: _Row
     height: float
     # per cell: its lines and widths, or None where fpdf2's multi_cell draws it; and the cell's own height
-    cells: list[tuple[tuple[tuple[str, float], ...] | None, float]]
+    cells: list[tuple[_Lines | None, float]]
 
 
 def _table(
@@ -221,7 +290,7 @@ def _table(
 
     def lay(row: _Row) -> _Laid:
         pdf.set_font(FONT, "B" if row.bold else "", size)
-        cells: list[tuple[tuple[tuple[str, float], ...] | None, float]] = []
+        cells: list[tuple[_Lines | None, float]] = []
         height = 0.0
         for j, text in enumerate(row.cells):
             if not text:
@@ -268,9 +337,9 @@ def _table(
             x = xs[j] + PADDING
             right = align[j] == "R"
             line_y = top + PADDING + rise
-            for text, text_w in lines:
+            for text, text_w, _ in lines:
                 if text:
-                    pdf.text(x + ((w - PADDING - PADDING) - text_w) if right else x, line_y, text)
+                    _text(pdf, x + ((w - PADDING - PADDING) - text_w) if right else x, line_y, text)
                 line_y += LINE_HEIGHT
         pdf.x = left
         pdf.y = bottom
@@ -526,6 +595,11 @@ def _payment(pdf: _Pdf) -> None:
 
 def render(doc: Document) -> bytes:
     """The document as PDF bytes."""
+    return bytes(_document(doc).output(output_producer_class=pdffonts.OutputProducer))
+
+
+def _document(doc: Document) -> _Pdf:
+    """The document drawn, not yet written."""
     pdf = _Pdf(doc)
     title = f"{_title(doc)} {doc.number}"
     pdf.set_title(title)
@@ -539,4 +613,4 @@ def render(doc: Document) -> bytes:
     _totals(pdf)
     _vat_summary(pdf)
     _payment(pdf)
-    return bytes(pdf.output())
+    return pdf
