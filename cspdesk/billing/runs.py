@@ -89,9 +89,8 @@ def draft_part(batch: WorkBatch, part: WorkPart) -> dict[str, Any]:
     )
     if not mine:  # their charge lines were billed or withdrawn since the run started
         return {"skipped": "no charge lines left for these buyers"}
-    # a part drafts many buyers: reading a seller's support plans and last period's totals once is cheaper
-    # than once per buyer
-    cache = services.RunCache(period, whole_run=len(mine) > 1)
+    # the part's own buyers' support plans and last period's totals, read once for the part
+    cache = services.RunCache(period, customers=customer_ids, resellers=reseller_ids)
     _, reviews = services.draft_buckets(run, mine, lines, Decimal(str(batch.params["threshold"])), cache)
     return {"reviews": reviews}
 

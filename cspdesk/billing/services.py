@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -320,11 +320,15 @@ class RunCache:
     price rules and the rule each kind of charge gets (rules do not change during a run), the support plans of
     each seller's customers, last period's invoiced amounts, the partner's exchange rates.
 
-    ``whole_run=False`` (one buyer's part of a split run) reads only that buyer's rows, on demand.
+    A part of a split run names its buyers (``customers``, ``resellers``) and reads only their rows: a part
+    reading the whole run's would make a run of N buyers read N²/part-size rows.
     """
 
-    def __init__(self, period: dt.date, *, whole_run: bool = True) -> None:
-        self.period, self.end, self.whole_run = period, month_end(period), whole_run
+    def __init__(
+        self, period: dt.date, *, customers: Collection[int] | None = None, resellers: Collection[int] = ()
+    ) -> None:
+        self.period, self.end = period, month_end(period)
+        self.customers, self.resellers = customers, resellers
         self._support: dict[int, dict[int, list[SupportAssignment]]] = {}
         self._previous: dict[tuple[int, str, str], Decimal] | None = None
         self._rates: dict[tuple[int, str, str, dt.date], ExchangeRate | None] = {}
@@ -337,25 +341,25 @@ class RunCache:
         return self._rules[seller_id]
 
     def support_of(self, seller_id: int, customer_id: int) -> list[SupportAssignment]:
-        if not self.whole_run:
-            return catalog.support_assignments(seller_id, self.period, self.end, customer_id=customer_id)
         if seller_id not in self._support:
             by_customer: dict[int, list[SupportAssignment]] = defaultdict(list)
-            for a in catalog.support_assignments(seller_id, self.period, self.end):
+            for a in catalog.support_assignments(seller_id, self.period, self.end, customer_ids=self.customers):
                 by_customer[a.customer_id].append(a)
             self._support[seller_id] = by_customer
         return self._support[seller_id].get(customer_id, [])
 
     def previous_net(self, review: dict[str, Any]) -> Decimal | None:
         """The buyer's net invoiced by the seller in the currency last period (``None``: no invoice then)."""
-        if not self.whole_run:
-            return _previous_net(review, self.period)
         if self._previous is None:
             self._previous = {}
+            invoices = Invoice.objects.filter(period=previous_period(self.period), status=InvoiceStatus.FINALIZED,
+                                              kind=InvoiceKind.INVOICE)  # fmt: skip
+            if self.customers is not None:
+                invoices = invoices.filter(
+                    Q(customer_id__in=self.customers) | Q(buyer_organisation_id__in=self.resellers)
+                )
             rows = (
-                Invoice.objects.filter(period=previous_period(self.period), status=InvoiceStatus.FINALIZED,
-                                       kind=InvoiceKind.INVOICE)
-                .values_list("organisation_id", "currency", "customer_id", "buyer_organisation_id")
+                invoices.values_list("organisation_id", "currency", "customer_id", "buyer_organisation_id")
                 .annotate(s=Sum("net"))
                 .order_by()
             )  # fmt: skip
@@ -433,7 +437,7 @@ def _provider_prices(lines: list[BillableLine], cache: RunCache) -> dict[int, De
 
 def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec] | engine.RuleLookup, period: dt.date,
            reseller_cost: dict[int, Decimal], cache: RunCache | None = None) -> Drafted:  # fmt: skip
-    cache = cache or RunCache(period, whole_run=False)
+    cache = cache or RunCache(period)
     seller = bucket.seller
     end = month_end(period)
     anomalies: list[dict[str, Any]] = []
@@ -608,16 +612,6 @@ def _set_totals(invoice: Invoice, lines: Sequence[InvoiceLine | LineRow], *, sav
         invoice.save(update_fields=["net", "tax", "total", "cost"])
 
 
-def _previous_net(review: dict[str, Any], period: dt.date) -> Decimal | None:
-    qs = Invoice.objects.filter(
-        period=previous_period(period), status=InvoiceStatus.FINALIZED, kind=InvoiceKind.INVOICE,
-        organisation_id=review["seller_id"], currency=review["currency"],
-    )  # fmt: skip
-    qs = qs.filter(customer_id=review["customer_id"]) if review["customer_id"] else qs.filter(
-        buyer_organisation_id=review["reseller_id"])  # fmt: skip
-    return qs.aggregate(s=Sum("net"))["s"] if qs.exists() else None
-
-
 @transaction.atomic
 def bill(actor: Actor, period: dt.date, *, threshold: Decimal | None = None) -> BillingRun:
     """Rate every charge line of ``period`` into draft invoices, replacing the period's drafts in scope.
@@ -683,7 +677,7 @@ def bucket_order(bucket: Bucket) -> tuple[int, str, str]:
 
 def review_of(drafted: Drafted, period: dt.date, threshold: Decimal, cache: RunCache | None = None) -> dict[str, Any]:
     """One buyer's review entry: cost, price, margin, the move against last period, the anomalies."""
-    cache = cache or RunCache(period, whole_run=False)
+    cache = cache or RunCache(period)
     r = drafted.review
     inv = drafted.invoice
     if inv is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from django.db.models import Q, QuerySet
 
@@ -60,15 +61,15 @@ def rule_specs(organisation_id: int, start: dt.date, end: dt.date) -> list[RuleS
 
 
 def support_assignments(
-    organisation_id: int, start: dt.date, end: dt.date, *, customer_id: int | None = None
+    organisation_id: int, start: dt.date, end: dt.date, *, customer_ids: Collection[int] | None = None
 ) -> list[SupportAssignment]:
     """Customers' support plans in force during [start, end] for an organisation's customers (unscoped), or
-    for one of them."""
+    for some of them."""
     qs = SupportAssignment.objects.filter(plan__organisation_id=organisation_id, effective_from__lte=end).filter(
         Q(effective_to__isnull=True) | Q(effective_to__gte=start)
     )
-    if customer_id is not None:
-        qs = qs.filter(customer_id=customer_id)
+    if customer_ids is not None:
+        qs = qs.filter(customer_id__in=customer_ids)
     return list(qs.select_related("plan", "customer").order_by("customer_id", "effective_from", "pk"))
 
 

@@ -87,9 +87,8 @@ class Targets:
 def plan_terms_for(customer: Customer, on: dt.date) -> PlanTerms | None:
     from cspdesk.catalog import selectors as catalog
 
-    for assignment in catalog.support_assignments(customer.organisation_id, on, on):
-        if assignment.customer_id == customer.pk:
-            return PlanTerms.objects.select_related("service_hours", "plan").filter(plan=assignment.plan).first()
+    for assignment in catalog.support_assignments(customer.organisation_id, on, on, customer_ids=[customer.pk]):
+        return PlanTerms.objects.select_related("service_hours", "plan").filter(plan=assignment.plan).first()
     return None
 
 
