@@ -102,7 +102,7 @@ def store(invoices: Iterable[Invoice]) -> int:
         stored = [d for d in made if d.path in kept]
         issued: dict[int, dict[str, Any]] = {}
         for d in stored:
-            issued.setdefault(d.invoice_id, {})[d.format] = {"sha256": d.sha256, "size": d.size}
+            issued.setdefault(d.invoice_id, {})[d.format] = d.sha256
         by_pk = {i.pk: i for i in finalized}
         audit.record_many(SYSTEM, "billing.documents_issued", [
             {"obj": by_pk[pk], "organisation_id": by_pk[pk].organisation_id, "customer_id": by_pk[pk].customer_id,

@@ -127,7 +127,7 @@ def _audit(action: str, mail: OutboundMail, after: dict[str, Any]) -> None:
     from cspdesk.audit import services as audit
 
     audit.record(SYSTEM, action, obj=mail, organisation_id=mail.organisation_id, customer_id=mail.customer_id,
-                 after={"key": mail.key, "source": mail.source, "message_id": mail.message_id, **after})  # fmt: skip
+                 after=after)  # fmt: skip
 
 
 def due() -> QuerySet[OutboundMail]:

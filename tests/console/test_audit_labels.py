@@ -13,7 +13,8 @@ from cspdesk.collections.models import PlanStatus, StageAction
 
 SOURCE = Path(__file__).resolve().parents[2] / "cspdesk"
 CALL = re.compile(
-    r"(?:audit\.record|\b_event)\(\s*[\w.()\"]+,\s*(?:\w+,\s*)?"  # the call, its actor (and ticket)
+    r"(?:(?:audit\.record(?:_many)?|\b_event)\(\s*[\w.()\"]+,\s*(?:\w+,\s*)?|\b_audit\(\s*)"  # the call, its actor
+    # (and ticket); the outbox's own helper takes the action first
     r"(f?)\"([^\"]+)\"(?:\s+if\s[^,]+?\selse\s+\"([^\"]+)\")?",  # the action, or either of two
     re.S,
 )

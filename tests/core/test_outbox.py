@@ -52,7 +52,7 @@ def test_a_queued_mail_goes_once_with_a_message_id_fixed_when_it_was_written() -
     queued.refresh_from_db()
     assert queued.status == MailStatus.SENT and queued.sent_at is not None and queued.attempts == 1
     event = AuditEvent.objects.get(action="mail.sent")
-    assert (event.customer_id, event.after["key"], event.after["to"]) == (2, "test.event:1", ["ap@example.com"])
+    assert (event.customer_id, event.object_id, event.after["to"]) == (2, str(queued.pk), ["ap@example.com"])
 
 
 def test_a_refused_mail_is_retried_then_given_up_until_someone_retries_it(settings: Any) -> None:
