@@ -26,7 +26,7 @@ from django.db.models import Q, QuerySet, Sum
 from cspdesk.audit import services as audit
 from cspdesk.catalog import selectors as catalog
 from cspdesk.catalog.models import SupportAssignment
-from cspdesk.catalog.resolution import RuleSpec, category_of
+from cspdesk.catalog.resolution import category_of
 from cspdesk.core import bulk, clock
 from cspdesk.core.actor import Actor
 from cspdesk.core.errors import Conflict, NotFound, ValidationFailed
@@ -435,10 +435,10 @@ def _provider_prices(lines: list[BillableLine], cache: RunCache) -> dict[int, De
     return out
 
 
-def _draft(run: BillingRun, bucket: Bucket, rules: list[RuleSpec] | engine.RuleLookup, period: dt.date,
-           reseller_cost: dict[int, Decimal], cache: RunCache | None = None) -> Drafted:  # fmt: skip
-    cache = cache or RunCache(period)
+def _draft(run: BillingRun, bucket: Bucket, period: dt.date, reseller_cost: dict[int, Decimal],
+           cache: RunCache) -> Drafted:  # fmt: skip
     seller = bucket.seller
+    rules = cache.rules_of(seller.pk)
     end = month_end(period)
     anomalies: list[dict[str, Any]] = []
     review: dict[str, Any] = {
@@ -636,7 +636,7 @@ def draft_buckets(run: BillingRun, buckets: list[Bucket], lines: list[BillableLi
     waiting: list[Drafted] = []  # drafted, not stored yet: stored together every STORE_LINES lines
     pending = 0  # their lines
     for bucket in buckets:
-        drafted = _draft(run, bucket, cache.rules_of(bucket.seller.pk), period, reseller_cost, cache)
+        drafted = _draft(run, bucket, period, reseller_cost, cache)
         done.append(drafted)
         if drafted.invoice is not None:
             waiting.append(drafted)
@@ -675,9 +675,8 @@ def bucket_order(bucket: Bucket) -> tuple[int, str, str]:
     return (bucket.seller.pk, bucket.buyer_key, bucket.source_currency)
 
 
-def review_of(drafted: Drafted, period: dt.date, threshold: Decimal, cache: RunCache | None = None) -> dict[str, Any]:
+def review_of(drafted: Drafted, period: dt.date, threshold: Decimal, cache: RunCache) -> dict[str, Any]:
     """One buyer's review entry: cost, price, margin, the move against last period, the anomalies."""
-    cache = cache or RunCache(period)
     r = drafted.review
     inv = drafted.invoice
     if inv is not None:
