@@ -790,9 +790,10 @@ def _finalize(actor: Actor, invoices: list[Invoice]) -> None:
         _number(invoice, series_rows[key], today, now)
     for row in series_rows.values():
         row.save(update_fields=["last"])
-    # what differs per invoice through bulk_update's CASE, then what all of them share in one plain UPDATE
+    # what differs per invoice, one prepared UPDATE per invoice, then what all of them share in one plain UPDATE
     # (in this order: a finalized invoice must have its number)
-    Invoice.objects.bulk_update(invoices, ["series", "sequence", "number", "due_date"], batch_size=FINALIZE_CHUNK)
+    bulk.update_rows(Invoice, ["series", "sequence", "number", "due_date"],
+                     [(i.pk, i.series, i.sequence, i.number, i.due_date) for i in invoices])  # fmt: skip
     Invoice.objects.filter(pk__in=[i.pk for i in invoices]).update(
         status=InvoiceStatus.FINALIZED, issue_date=today, year=today.year, finalized_at=now
     )

@@ -1,4 +1,4 @@
-"""Insert many rows into a model's table without building a model instance per row.
+"""Insert or update many rows of a model's table without building a model instance, or a query, per row.
 
 ``bulk_create`` makes an instance of each row, then compiles a multi-row INSERT of those instances, preparing
 each value through several layers of field and compiler calls: for a table of thirty columns that is most of
@@ -9,6 +9,10 @@ transaction. The stored values are those ``bulk_create`` stores, on SQLite and P
 
 What it does not do, as ``bulk_create`` does not either: send signals, call ``save()`` or validate. Unlike
 ``bulk_create`` it does not read back the new primary keys.
+
+:func:`update_rows` is the same for ``bulk_update``, which builds one ``CASE WHEN pk = … THEN …`` expression per
+field and row and resolves each through the ORM's expression machinery: one prepared UPDATE per row, values
+prepared as a save prepares them, handed to ``executemany``.
 """
 
 from __future__ import annotations
@@ -105,6 +109,53 @@ def insert_rows(
                 tuple([v if type(v) in same else prep(v) for v, same, prep in zip(row, kept, prepare, strict=True)])
                 + tail
                 + tuple(make() for make in per_row)
+                for row in batch
+            ]
+            cursor.executemany(sql, params)
+            count += len(params)
+    return count
+
+
+def update_rows(
+    model: type[Model],
+    fields: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    batch_size: int = BATCH,
+    using: str | None = None,
+) -> int:
+    """Set ``fields`` of the rows of ``model`` named by primary key: each row is ``(pk, value, value, ...)``,
+    the values of ``fields`` as one would assign them to the model. Returns how many rows were given. Fields
+    with ``auto_now`` are not touched (name them to set them). Runs in the caller's transaction."""
+    meta = model._meta
+    if meta.parents:
+        raise ValueError(f"{meta.label}: a model with parent tables needs one update per table")
+    connection = connections[using or router.db_for_write(model)]
+    given: list[Field] = []
+    for name in fields:
+        field = meta.get_field(name)
+        if not (isinstance(field, Field) and field.concrete) or field.primary_key:
+            raise ValueError(f"{meta.label}.{name}: only a concrete field other than the key can be updated")
+        given.append(field)
+    if not given:
+        raise ValueError(f"{meta.label}: nothing to update")
+    if len({f.attname for f in given}) != len(given):
+        raise ValueError(f"{meta.label}: a field is named twice in {list(fields)}")
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in given)
+    pk = meta.pk
+    assert isinstance(pk, Field)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(str(pk.column))} = %s"  # noqa: S608
+    fields_and_key = [*given, pk]
+    kept = [_unchanged_types(f, connection) for f in fields_and_key]
+    prepare = [_prepare_for(f, connection) for f in fields_and_key]
+    count = 0
+    it = iter(rows)
+    with connection.cursor() as cursor:
+        while batch := list(islice(it, batch_size)):
+            params = [
+                tuple([v if type(v) in same else prep(v) for v, same, prep in zip(
+                    (*row[1:], row[0]), kept, prepare, strict=True)])  # fmt: skip
                 for row in batch
             ]
             cursor.executemany(sql, params)
