@@ -32,7 +32,7 @@ from cspdesk.core.models import WorkBatch, WorkPart
 
 from .documents import pdf as pdf_document
 from .documents import ubl as ubl_document
-from .documents.build import document_for
+from .documents.build import document_for, documents_for
 from .models import DocumentFormat, Invoice, InvoiceStatus, IssuedDocument
 
 SYSTEM = Actor.system("billing-archive")
@@ -59,15 +59,33 @@ def _relative(invoice: Invoice, fmt: DocumentFormat, digest: str) -> str:
     return f"invoices/{invoice.organisation_id}/{invoice.issue_date.year}/{name}-{digest[:16]}.{SUFFIX[fmt]}"
 
 
-def _write(relative: str, data: bytes) -> None:
-    path = _root() / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.part")
-    with scratch.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(scratch, path)
+def _write(files: list[tuple[str, bytes]]) -> None:
+    """Write ``files`` (relative path, bytes) under MEDIA_ROOT durably: each is written beside its place, all are
+    flushed to disk, then each is moved into place and the folders' entries are flushed too, so a row naming a
+    file is never committed before the file would survive a crash. Flushing a part's files together rather than
+    one by one lets the disk write them in one go."""
+    root = _root()
+    scratch: list[tuple[Path, Path]] = []
+    for relative, data in files:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.{os.getpid()}.part")
+        part.write_bytes(data)
+        scratch.append((part, path))
+    for part, _ in scratch:
+        _fsync(part, os.O_RDONLY)
+    for part, path in scratch:
+        os.replace(part, path)
+    for folder in {path.parent for _, path in scratch}:
+        _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _stored(invoices: list[Invoice]) -> set[tuple[int, str]]:
@@ -82,18 +100,19 @@ def store(invoices: Iterable[Invoice]) -> int:
     finalized = [i for i in invoices if i.status == InvoiceStatus.FINALIZED]
     have = _stored(finalized)
     made: list[IssuedDocument] = []
-    for invoice in finalized:
-        missing = [(fmt, render) for fmt, render in RENDER.items() if (invoice.pk, fmt.value) not in have]
-        doc = document_for(invoice) if missing else None
-        for fmt, render in missing:
-            assert doc is not None
+    files: list[tuple[str, bytes]] = []
+    missing = {i.pk: [(f, r) for f, r in RENDER.items() if (i.pk, f.value) not in have] for i in finalized}
+    needed = [i for i in finalized if missing[i.pk]]
+    for invoice, doc in zip(needed, documents_for(needed), strict=True):
+        for fmt, render in missing[invoice.pk]:
             data = render(doc)
             digest = hashlib.sha256(data).hexdigest()
             relative = _relative(invoice, fmt, digest)
-            _write(relative, data)
+            files.append((relative, data))
             made.append(IssuedDocument(invoice=invoice, format=fmt.value, path=relative, sha256=digest, size=len(data)))
     if not made:
         return 0
+    _write(files)
     with transaction.atomic():
         IssuedDocument.objects.bulk_create(made, ignore_conflicts=True)
         kept = set(

@@ -84,6 +84,19 @@ def policy_for_customer(customer: Customer) -> Policy | None:
     return found.first()
 
 
+def customers_with_policy(customers: list[Customer]) -> set[int]:
+    """Which of ``customers`` a policy applies to (:func:`policy_for_customer` is not None), in one query."""
+    if not customers:
+        return set()
+    found = Policy.objects.filter(
+        Q(customer__in=[c.pk for c in customers])
+        | Q(organisation_id__in={c.organisation_id for c in customers}, customer__isnull=True)
+    ).values_list("customer_id", "organisation_id")
+    own = {customer_id for customer_id, _ in found if customer_id is not None}
+    by_organisation = {organisation_id for customer_id, organisation_id in found if customer_id is None}
+    return {c.pk for c in customers if c.pk in own or c.organisation_id in by_organisation}
+
+
 def organisation_policy(organisation_id: int) -> Policy | None:
     return Policy.objects.filter(organisation_id=organisation_id, customer__isnull=True).first()
 

@@ -117,3 +117,29 @@ def test_two_processes_storing_the_same_invoice_leave_one_row_and_its_file(
     assert archive.store([invoice]) == 0
     assert {r.format: r.path for r in IssuedDocument.objects.filter(invoice=invoice)} == first
     assert sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file()) == sorted(first.values())
+
+
+def test_a_part_links_each_customers_collections_policy_as_one_invoice_at_a_time_does(nuvola: DemoWorld) -> None:  # noqa: F811
+    """A part builds its documents together (their lines and policies read at once); each customer still gets
+    its own policy's address, or its organisation's, or none."""
+    from cspdesk.billing.documents.build import document_for, documents_for
+    from cspdesk.collections import services as collections
+    from tests.collections.fixtures import POLICY
+
+    run = services.bill(SYSTEM, OCT)
+    services.finalize_run(SYSTEM, run.pk)
+    invoices = list(Invoice.objects.filter(run=run).order_by("pk"))
+    liffey = nuvola.customer("liffey")
+
+    def urls() -> dict[str, str]:
+        together = {d.buyer.name: d.policy_url for d in documents_for(invoices)}
+        assert together == {d.buyer.name: d.policy_url for d in map(document_for, invoices)}
+        assert [d.lines for d in documents_for(invoices)] == [document_for(i).lines for i in invoices]
+        return together
+
+    assert set(urls().values()) == {""}
+    collections.set_policy(SYSTEM, POLICY, customer_id=liffey.pk)  # one customer's own policy
+    assert urls() == {nuvola.customer("bellavista").name: "", liffey.name: f"http://127.0.0.1:8000/collections/"
+                      f"policy/customer/{liffey.tenant_id}/?lang=en"}  # fmt: skip
+    collections.set_policy(SYSTEM, POLICY, organisation_id=nuvola.org("nuvola").pk)
+    assert all(urls().values())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Final
 
 from django.conf import settings
 
 from cspdesk.core.l10n import normalize_language
 
-from ..models import Invoice, InvoiceKind, InvoiceStatus
+from ..models import Invoice, InvoiceKind, InvoiceLine
 from . import pdf, ubl
 from .model import Address, BankAccount, Document, DocumentKind, ExchangeRate, Line, Party, PrecedingInvoice
 
@@ -36,6 +36,18 @@ def _party(name: str, obj: object, vat_id: str, email: str = "") -> Party:
 
 def document_for(invoice: Invoice) -> Document:
     """Build the document from the stored invoice; its totals are recomputed and must equal the stored ones."""
+    return documents_for([invoice])[0]
+
+
+def documents_for(invoices: Sequence[Invoice]) -> list[Document]:
+    """:func:`document_for` of each invoice, their lines and whether a collections policy applies read for all
+    of them at once (the issued documents of a run are stored a hundred invoices at a time)."""
+    lines = _lines(invoices)
+    policy = _policy_urls(invoices)
+    return [_document(invoice, lines.get(invoice.pk, ()), policy.get(invoice.pk, "")) for invoice in invoices]
+
+
+def _document(invoice: Invoice, lines: tuple[Line, ...], policy_url: str) -> Document:
     seller_org = invoice.organisation
     seller = _party(seller_org.legal_name, seller_org, seller_org.vat_id)
     if invoice.customer is not None:
@@ -70,12 +82,12 @@ def document_for(invoice: Invoice) -> Document:
         language=invoice.language,
         seller=seller,
         buyer=buyer,
-        lines=_lines(invoice),
+        lines=lines,
         due_date=invoice.due_date,
         payment_terms=terms,
         bank=bank,
         portal_url=f"{getattr(settings, 'CSPDESK_PORTAL_URL', 'http://127.0.0.1:8000')}/portal/invoices/{invoice.pk}",
-        policy_url=_policy_url(invoice),
+        policy_url=policy_url,
         exchange_rate=fx,
         preceding_invoice=preceding,
         note=invoice.reason,
@@ -85,36 +97,31 @@ def document_for(invoice: Invoice) -> Document:
     return doc
 
 
-def _policy_url(invoice: Invoice) -> str:
-    """Where the customer reads the collections policy an unpaid invoice falls under; none for a credit note,
-    for a reseller's invoice from its provider, or where the seller has no policy."""
-    if invoice.kind != InvoiceKind.INVOICE or invoice.customer is None:
-        return ""
+def _policy_urls(invoices: Sequence[Invoice]) -> dict[int, str]:
+    """Where each invoice's customer reads the collections policy an unpaid invoice falls under; none for a
+    credit note, for a reseller's invoice from its provider, or where no policy applies."""
     # Collections is built on billing; the published policy's address is the one thing an invoice needs from it.
     from cspdesk.collections import notices
     from cspdesk.collections import selectors as collections
 
-    if collections.policy_for_customer(invoice.customer) is None:
-        return ""
-    return notices.policy_url(invoice.customer, normalize_language(invoice.language))
+    billed = [i for i in invoices if i.kind == InvoiceKind.INVOICE and i.customer is not None]
+    covered = collections.customers_with_policy([i.customer for i in billed if i.customer is not None])
+    return {
+        i.pk: notices.policy_url(i.customer, normalize_language(i.language))
+        for i in billed
+        if i.customer is not None and i.customer.pk in covered
+    }
 
 
-_LINES: Final = "_cspdesk_document_lines"
-
-
-def _lines(invoice: Invoice) -> tuple[Line, ...]:
-    """The document lines, kept on a finalized invoice object (its lines can no longer change), so that
-    rendering its PDF and then its UBL reads them once; a draft's are read every time."""
+def _lines(invoices: Sequence[Invoice]) -> dict[int, tuple[Line, ...]]:
+    """Each invoice's document lines, in order, from one query."""
     from ..services import doc_lines
 
-    finalized = invoice.status == InvoiceStatus.FINALIZED and invoice.pk is not None
-    if finalized and _LINES in invoice.__dict__:
-        kept: tuple[Line, ...] = invoice.__dict__[_LINES]
-        return kept
-    lines = tuple(doc_lines(list(invoice.lines.order_by("position")), invoice.currency))
-    if finalized:
-        invoice.__dict__[_LINES] = lines
-    return lines
+    by_invoice: dict[int, list[InvoiceLine]] = {}
+    for line in InvoiceLine.objects.filter(invoice__in=[i.pk for i in invoices]).order_by("invoice_id", "position"):
+        by_invoice.setdefault(line.invoice_id, []).append(line)
+    currency = {i.pk: i.currency for i in invoices}
+    return {pk: tuple(doc_lines(found, currency[pk])) for pk, found in by_invoice.items()}
 
 
 def render_pdf(invoice: Invoice) -> bytes:
