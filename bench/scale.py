@@ -132,7 +132,26 @@ def _batch_seconds(kind: str) -> float:
     return (batch.finished_at - batch.created_at).total_seconds()
 
 
+def _ensure_database(url: str) -> None:
+    """Create the bench's PostgreSQL database when the server does not have it yet (a fresh machine)."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    try:
+        psycopg.connect(url).close()
+        return
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    parts = urlsplit(url)
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(parts.path.lstrip("/"))))
+
+
 def measure() -> dict[str, Any]:
+    _ensure_database(DATABASE_URL)
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     log = workdir / "processes.log"
     os.environ.update({
