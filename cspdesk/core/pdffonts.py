@@ -16,6 +16,9 @@ uses: for DejaVu Sans those two steps are most of the time an invoice takes to r
   and addresses happen to use, so without them nearly every invoice needed a subset of its own, each costing
   fontTools tens of milliseconds; with them a month's invoices share a handful of sets (by language and
   accented letters). The set still depends only on the document, so the same document gives the same bytes.
+  Likewise every document's codes begin with those glyphs, in code-point order (codes are otherwise given in
+  the order a document first uses each glyph, so no two invoices had the same): documents then differ only in
+  the order they first use their other letters, and share the font's widths, ToUnicode and CIDToGIDMap.
 * Text widths, which fpdf2's line breaking asks for every prefix of a line, are added up from the previous
   prefix's width instead of from scratch (same integers, so the same layout).
 * A document's text is encoded to the font's codes a character at a time from a table kept with the document's
@@ -115,6 +118,20 @@ class _Source:
         self._assigned: OrderedDict[tuple[tuple[int, int, Any], ...], _Assigned] = OrderedDict()
         cmap = self.template.cmap
         self.base: frozenset[str] = frozenset(cmap[c] for c in range(0x20, 0x7F) if c in cmap)
+        # Every document's codes start with the printable ASCII glyphs, picked in this order (see the module
+        # docstring), so documents share their code assignments; their codes, as a document's text holds them.
+        scratch_map = SubsetMap(self.template)
+        self.base_glyphs: tuple[Glyph, ...] = tuple(
+            g for g in (scratch_map.get_glyph(unicode=c) for c in range(0x21, 0x7F) if c in cmap) if g is not None
+        )
+        for glyph in self.base_glyphs:
+            scratch_map.pick_glyph(glyph)
+        self.base_codes: dict[str, str] = {}
+        for glyph, code in scratch_map.items():
+            if glyph is not None and isinstance(glyph.unicode, tuple) and len(glyph.unicode) == 1:
+                char = chr(glyph.unicode[0])
+                self.glyphs[char] = glyph
+                self.base_codes[char] = escape_parens(chr(code).encode("utf-16-be").decode("latin-1"))
 
     def subset(self, names: Iterable[str]) -> _Subset:
         key = frozenset(names)
@@ -367,7 +384,9 @@ def add_font(pdf: FPDF, family: str, style: str, path: Path) -> None:
     font.missing_glyphs = []
     font.color_font = None
     font.subset = SubsetMap(font)
-    font._codes = {}
+    for glyph in source.base_glyphs:
+        font.subset.pick_glyph(glyph)
+    font._codes = dict(source.base_codes)
     pdf.fonts[template.fontkey] = font
 
 
