@@ -127,10 +127,10 @@ class _Source:
         for glyph in self.base_glyphs:
             scratch_map.pick_glyph(glyph)
         self.base_codes: dict[str, str] = {}
-        for glyph, code in scratch_map.items():
-            if glyph is not None and isinstance(glyph.unicode, tuple) and len(glyph.unicode) == 1:
-                char = chr(glyph.unicode[0])
-                self.glyphs[char] = glyph
+        for picked, code in scratch_map.items():
+            if picked is not None and isinstance(picked.unicode, tuple) and len(picked.unicode) == 1:
+                char = chr(picked.unicode[0])
+                self.glyphs[char] = picked
                 self.base_codes[char] = escape_parens(chr(code).encode("utf-16-be").decode("latin-1"))
 
     def subset(self, names: Iterable[str]) -> _Subset:

@@ -9,6 +9,8 @@ import warnings
 
 import pytest
 from fpdf.enums import XPos, YPos
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from cspdesk.billing.documents import pdf
@@ -54,6 +56,36 @@ def test_lines_are_broken_where_fpdf2_breaks_them(style: str) -> None:
             assert [line for line, _, _ in ours] == (theirs if text else [""]), (text, width)
             for line, line_width, _ in ours:
                 assert line_width == pytest.approx(page.get_string_width(line))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.lists(st.sampled_from(["word", "Árvíztűrő", "x" * 40, " ", "  ", "\n", "\u00a0", "ő"]), max_size=30).map(
+        "".join
+    ),
+    width=st.sampled_from(WIDTHS),
+    style=st.sampled_from(["", "B"]),
+)
+def test_text_broken_paragraph_by_paragraph_is_broken_as_a_whole(text: str, width: float, style: str) -> None:
+    """Each paragraph of a text is broken (and kept) on its own: the lines, their widths and which are justified
+    are those of breaking the whole text at once, and the lines are fpdf2's."""
+    page = pdf._Pdf(fixtures.domestic_hu())
+    page.add_page()
+    page.set_font(pdf.FONT, style, 9)
+    box = width - 2 * pdf.PADDING
+    ours = pdf._wrap(page, text, box)
+    font = page.current_font
+    whole = pdf._break(text, font.cw, page.font_size_pt, page.k, box)
+    if whole is None:
+        assert ours is None
+        return
+    assert ours is not None
+    assert [(line, justified) for line, _, justified in ours] == [(ln.replace("\u00a0", " "), j) for ln, j in whole]
+    theirs = page.multi_cell(width, pdf.LINE_HEIGHT, text, padding=pdf.PADDING, new_x=XPos.RIGHT, new_y=YPos.TOP,
+                             dry_run=True, output="LINES")  # fmt: skip
+    assert [line for line, _, _ in ours] == (theirs if text else [""])
+    for line, line_width, _ in ours:
+        assert line_width == pytest.approx(page.get_string_width(line))
 
 
 def _pages(data: bytes) -> list[str]:

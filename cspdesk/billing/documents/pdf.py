@@ -119,6 +119,33 @@ def _break(text: str, cw: Mapping[int, float], size_pt: float, k: float, width: 
     return lines or [("", False)]
 
 
+_FAMILY: Final = FONT.lower()
+
+
+def _set_font(pdf: _Pdf, style: str = "", size: float = 0) -> None:
+    """``pdf.set_font(FONT, style, size)`` (style "" or "B"), doing what fpdf2 2.8's ``set_font`` does for a font
+    already added, without its checks (a table's rows switch between bold and regular on every row): nothing when
+    that font is the current one, else select it, to be set on the page with the next text."""
+    size = size or pdf.font_size_pt
+    if pdf.underline or pdf.strikethrough or style not in ("", "B"):
+        pdf.set_font(FONT, style, size)
+        return
+    font = pdf.current_font
+    if (
+        pdf.font_style == style
+        and pdf.font_size_pt == size
+        and pdf.font_family == _FAMILY
+        and font is not None
+        and font.fontkey == _FAMILY + style
+    ):
+        return
+    pdf.font_family = _FAMILY
+    pdf.font_style = style
+    pdf.font_size_pt = size
+    pdf.current_font = pdf.fonts[_FAMILY + style]
+    pdf.current_font_is_set_on_page = False
+
+
 def _font(pdf: _Pdf) -> TTFFont:
     font = pdf.current_font
     assert isinstance(font, TTFFont)
@@ -128,7 +155,23 @@ def _font(pdf: _Pdf) -> TTFFont:
 def _wrap(pdf: _Pdf, text: str, width: float) -> _Lines | None:
     """``text`` broken into lines in the current font for a box ``width`` wide (margins already taken off), each
     line as fpdf2 would print it (a no-break space is printed as a space) with its width as fpdf2 measures it and
-    whether it was broken at a space; None: ask fpdf2."""
+    whether it was broken at a space; None: ask fpdf2.
+
+    A new line starts afresh after each line break, so each paragraph of the text is broken (and kept) on its own,
+    ending in its line break as it does in the text: an invoice line's description recurs on every invoice, the
+    reference under it does not."""
+    if "\n" not in text:
+        return _wrap_piece(pdf, text, width)
+    *paragraphs, last = text.split("\n")
+    pieces = [_wrap_piece(pdf, paragraph + "\n", width) for paragraph in paragraphs]
+    if last:  # after a final line break, fpdf2 starts no further line
+        pieces.append(_wrap_piece(pdf, last, width))
+    if any(piece is None for piece in pieces):
+        return None
+    return tuple(line for piece in pieces if piece is not None for line in piece)
+
+
+def _wrap_piece(pdf: _Pdf, text: str, width: float) -> _Lines | None:
     font = _font(pdf)
     size_pt = pdf.font_size_pt
     key = (font.fontkey, size_pt, width, text)
@@ -183,6 +226,21 @@ def _text(pdf: _Pdf, x: float, y: float, text: str) -> None:
         pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
     k = pdf.k
     pdf._out(f"BT {x * k:.2f} {(pdf.h - y) * k:.2f} Td {font.encode_text(text)} ET")
+
+
+def _texts(pdf: _Pdf, placed: list[tuple[float, float, str]]) -> None:
+    """:func:`_text` for each ``(x, y, text)`` in turn, the drawing state checked once and written at once."""
+    if not placed:
+        return
+    if not _plain(pdf):
+        for x, y, text in placed:
+            pdf.text(x, y, text)
+        return
+    font = _font(pdf)
+    if not pdf.current_font_is_set_on_page:
+        pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
+    k, h, encode = pdf.k, pdf.h, font.encode_text
+    pdf._out("\n".join([f"BT {x * k:.2f} {(h - y) * k:.2f} Td {encode(text)} ET" for x, y, text in placed]))
 
 
 def _cell(pdf: _Pdf, w: float, h: float, text: str, *, align: str = "L", next_line: bool = False) -> None:
@@ -289,7 +347,7 @@ def _table(
     table = [_Row(tuple(heading), bold=True), *rows]
 
     def lay(row: _Row) -> _Laid:
-        pdf.set_font(FONT, "B" if row.bold else "", size)
+        _set_font(pdf, "B" if row.bold else "", size)
         cells: list[tuple[_Lines | None, float]] = []
         height = 0.0
         for j, text in enumerate(row.cells):
@@ -324,12 +382,15 @@ def _table(
             pdf.line(left, y, left + full, y)
         if i < last:
             pdf.line(left, bottom, left + full, bottom)
-        pdf.set_font(FONT, "B" if item.row.bold else "", size)
+        _set_font(pdf, "B" if item.row.bold else "", size)
         single = len(item.row.cells) == 1
+        placed: list[tuple[float, float, str]] = []
         for j, (lines, cell_h) in enumerate(item.cells):
             w = full if single else widths[j]
             top = y + (item.height - cell_h) / 2
             if lines is None:
+                _texts(pdf, placed)
+                placed = []
                 pdf.set_xy(xs[j], top)
                 pdf.multi_cell(w, LINE_HEIGHT, item.row.cells[j], max_line_height=LINE_HEIGHT, padding=PADDING,
                                align=align[j], new_x=XPos.RIGHT, new_y=YPos.TOP)  # fmt: skip
@@ -339,8 +400,9 @@ def _table(
             line_y = top + PADDING + rise
             for text, text_w, _ in lines:
                 if text:
-                    _text(pdf, x + ((w - PADDING - PADDING) - text_w) if right else x, line_y, text)
+                    placed.append((x + ((w - PADDING - PADDING) - text_w) if right else x, line_y, text))
                 line_y += LINE_HEIGHT
+        _texts(pdf, placed)
         pdf.x = left
         pdf.y = bottom
 
@@ -353,7 +415,7 @@ def _table(
             if i > 0:
                 draw(0)
         draw(i)
-    pdf.set_font(FONT, "", size)
+    _set_font(pdf, "", size)
 
 
 def _t(key: str, doc: Document) -> str:
@@ -425,11 +487,11 @@ def _iban(iban: str) -> str:
 def _party_block(pdf: _Pdf, x: float, width: float, heading: str, party: Party) -> float:
     doc = pdf.doc
     pdf.set_xy(x, pdf.get_y())
-    pdf.set_font(FONT, "B", 8)
+    _set_font(pdf, "B", 8)
     _paragraph(pdf, width, 4, heading.upper(), XPos.LEFT)
-    pdf.set_font(FONT, "B", 10)
+    _set_font(pdf, "B", 10)
     _paragraph(pdf, width, 5, party.name, XPos.LEFT)
-    pdf.set_font(FONT, size=9)
+    _set_font(pdf, "", 9)
     address = party.address
     lines = [address.street]
     if address.additional_street:
@@ -448,9 +510,9 @@ def _party_block(pdf: _Pdf, x: float, width: float, heading: str, party: Party) 
 
 def _header(pdf: _Pdf) -> None:
     doc = pdf.doc
-    pdf.set_font(FONT, "B", 18)
+    _set_font(pdf, "B", 18)
     _cell(pdf, 0, 10, _title(doc), next_line=True)
-    pdf.set_font(FONT, size=9)
+    _set_font(pdf, "", 9)
     facts = [(_t("number", doc), doc.number), (_t("issue_date", doc), _day(doc.issue_date, doc.language))]
     if doc.due_date:
         facts.append((_t("due_date", doc), _day(doc.due_date, doc.language)))
@@ -460,13 +522,13 @@ def _header(pdf: _Pdf) -> None:
     if doc.buyer_reference:
         facts.append((_t("buyer_reference", doc), doc.buyer_reference))
     for key, value in facts:
-        pdf.set_font(FONT, "B", 9)
+        _set_font(pdf, "B", 9)
         _cell(pdf, 45, 5, key)
-        pdf.set_font(FONT, size=9)
+        _set_font(pdf, "", 9)
         _cell(pdf, 0, 5, value, next_line=True)
     if doc.preceding_invoice is not None:
         ref = doc.preceding_invoice
-        pdf.set_font(FONT, "B", 9)
+        _set_font(pdf, "B", 9)
         _paragraph(
             pdf, 0, 5, _t("preceding_invoice", doc).format(number=ref.number, date=_day(ref.issue_date, doc.language))
         )
@@ -526,18 +588,18 @@ def _totals(pdf: _Pdf) -> None:
     ]
     for key, amount, bold in rows:
         pdf.set_x(x)
-        pdf.set_font(FONT, "B" if bold else "", 11 if bold else 9)
+        _set_font(pdf, "B" if bold else "", 11 if bold else 9)
         _cell(pdf, label_w, 6, _t(key, doc), align="R")
         _cell(pdf, value_w, 6, _money(amount, doc.currency, doc.language), align="R", next_line=True)
-    pdf.set_font(FONT, size=9)
+    _set_font(pdf, "", 9)
     pdf.ln(4)
 
 
 def _vat_summary(pdf: _Pdf) -> None:
     doc = pdf.doc
-    pdf.set_font(FONT, "B", 10)
+    _set_font(pdf, "B", 10)
     _cell(pdf, 0, 6, _t("vat_summary", doc), next_line=True)
-    pdf.set_font(FONT, size=9)
+    _set_font(pdf, "", 9)
     rows = [
         _Row(
             (
@@ -553,9 +615,9 @@ def _vat_summary(pdf: _Pdf) -> None:
     _table(pdf, (40, 15, 20, 20), ("L", "R", "R", "R"), heading, rows)
     pdf.ln(2)
     for note in doc.notes():
-        pdf.set_font(FONT, "B", 9)
+        _set_font(pdf, "B", 9)
         _paragraph(pdf, 0, 5, note)
-    pdf.set_font(FONT, size=9)
+    _set_font(pdf, "", 9)
     if doc.exchange_rate is not None:
         _paragraph(pdf, 0, 5, labels.exchange_rate_sentence(doc.exchange_rate, doc.currency, doc.language))
     if doc.note:
@@ -567,9 +629,9 @@ def _payment(pdf: _Pdf) -> None:
     doc = pdf.doc
 
     def pair(key: str, value: str, link: str = "") -> None:
-        pdf.set_font(FONT, "B", 9)
+        _set_font(pdf, "B", 9)
         _cell(pdf, 45, 5, _t(key, doc))
-        pdf.set_font(FONT, size=9)
+        _set_font(pdf, "", 9)
         _paragraph(pdf, 0, 5, value, link=link)
 
     if doc.payment_terms:
@@ -578,7 +640,7 @@ def _payment(pdf: _Pdf) -> None:
         pair("due_date", _day(doc.due_date, doc.language))
     if doc.bank is not None:
         pdf.ln(1)
-        pdf.set_font(FONT, "B", 10)
+        _set_font(pdf, "B", 10)
         _cell(pdf, 0, 6, _t("bank_details", doc), next_line=True)
         if doc.bank.account_name:
             pair("account_name", doc.bank.account_name)
