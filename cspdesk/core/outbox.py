@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import secrets
 from collections.abc import Sequence
+from email.utils import make_msgid
 from typing import Any
 
 from django.conf import settings
@@ -65,10 +67,9 @@ def queue(
     from_email = str(settings.DEFAULT_FROM_EMAIL)
     mail = OutboundMail.objects.create(
         key=key, source=source, organisation_id=organisation_id, customer_id=customer_id, from_email=from_email,
-        to=list(to), subject=subject, body=body, message_id="",
+        to=list(to), subject=subject, body=body,
+        message_id=make_msgid(idstring=f"outbox.{secrets.token_hex(8)}", domain=_domain(from_email)),
     )  # fmt: skip
-    mail.message_id = f"<outbox.{mail.pk}.{int(mail.created_at.timestamp())}@{_domain(from_email)}>"
-    mail.save(update_fields=["message_id"])
     pk = mail.pk
     transaction.on_commit(lambda: _enqueue(pk))
     return mail
