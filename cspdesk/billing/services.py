@@ -726,6 +726,7 @@ def finish_review(actor: Actor, run: BillingRun, period: dt.date, *, charge_line
         "anomaly_count": anomaly_count, "move_threshold_percent": threshold,
     })  # fmt: skip
     run.save(update_fields=["review"])
+    bulk.analyze_after_commit(Invoice, InvoiceLine, InvoiceLineCharge)  # finalizing reads what was drafted
     audit.record(actor, "billing.run_drafted", obj=run, after={"period": f"{period:%Y-%m}", "invoices": len(invoices),
                  "replaced_drafts": replaced, "anomalies": anomaly_count})  # fmt: skip
 

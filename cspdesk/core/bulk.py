@@ -24,7 +24,7 @@ from itertools import islice
 from types import SimpleNamespace
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import (
@@ -153,14 +153,36 @@ def update_rows(
     it = iter(rows)
     with connection.cursor() as cursor:
         while batch := list(islice(it, batch_size)):
+            ordered = [(*row[1:], row[0]) for row in batch]  # the key goes last, in the WHERE
             params = [
-                tuple([v if type(v) in same else prep(v) for v, same, prep in zip(
-                    (*row[1:], row[0]), kept, prepare, strict=True)])  # fmt: skip
-                for row in batch
+                tuple([v if type(v) in same else prep(v) for v, same, prep in zip(row, kept, prepare, strict=True)])
+                for row in ordered
             ]
             cursor.executemany(sql, params)
             count += len(params)
     return count
+
+
+def analyze_after_commit(*models: type[Model], using: str | None = None) -> None:
+    """Refresh PostgreSQL's statistics of ``models``' tables once the caller's transaction commits (at once
+    outside one), after many of their rows were written.
+
+    The planner picks its plan from these statistics, which autovacuum refreshes only after a while, if at all
+    (it can be off): right after a month's import its estimates still describe the tables as they were, and
+    the billing run that usually follows read each part's charge lines by scanning every line of the month
+    (0.36 s instead of 4 ms per part on the 50,000-customer bench month). ``ANALYZE`` reads a sample of a
+    table: a fraction of a second for a month's charge lines. Other databases are left as they are."""
+    alias = using or router.db_for_write(models[0])
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
+
+    def analyze() -> None:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(f"ANALYZE {tables}")
+
+    transaction.on_commit(analyze, using=alias)
 
 
 def _prepare_for(field: Field, connection: BaseDatabaseWrapper) -> _Prepare:

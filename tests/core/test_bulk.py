@@ -19,7 +19,7 @@ FIELDS = ["series", "sequence", "number", "due_date"]
 def _raw(pk: int) -> tuple[object, ...]:
     columns = ", ".join(connection.ops.quote_name(str(Invoice._meta.get_field(f).column)) for f in FIELDS)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM billing_invoice WHERE id = %s", [pk])  # noqa: S608
+        cursor.execute(f"SELECT {columns} FROM billing_invoice WHERE id = %s", [pk])
         row = cursor.fetchone()
     assert row is not None
     return tuple(row)

@@ -31,7 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 
 from cspdesk.audit import services as audit
-from cspdesk.core import fanout
+from cspdesk.core import bulk, fanout
 from cspdesk.core.actor import Actor
 from cspdesk.core.errors import Conflict, NotFound, ValidationFailed
 from cspdesk.core.models import BatchStatus, WorkBatch, WorkPart
@@ -285,6 +285,7 @@ def finish_import(batch: WorkBatch) -> dict[str, Any]:
         summary["microsoft_invoice"] = _payable(imp, params)
     imp.status, imp.summary = ImportStatus.ACTIVE, summary
     imp.save(update_fields=["status", "summary"])
+    bulk.analyze_after_commit(ChargeLine)
     actor = fanout.actor_of(params["actor"])
     audit.record(actor, "recon.imported", obj=imp, organisation_id=imp.organisation_id,
                  before={"superseded_import_id": twin.pk} if twin else None,

@@ -206,6 +206,7 @@ def import_file(
         org = _organisation(actor, staging, organisation_id)
         with transaction.atomic():
             result = _write(actor, path, sha, staging, org, replace=replace, invoice_date=invoice_date)
+            bulk.analyze_after_commit(ChargeLine)
             final_dir = recon_dir() / str(result.imported.pk)
             staging.close()
             move_into_place(workdir, final_dir)
