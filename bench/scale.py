@@ -1,12 +1,11 @@
 """Billing a generated month on 1 and on 2 workers (RQ on Redis, PostgreSQL): invoices/s and peak RSS per worker.
 
 The month is ``cspdesk generate-recon``'s generator for the demo world's partners, with
-``CSPDESK_BENCH_SCALE_CUSTOMERS`` generated customers (default 100) and ``CSPDESK_BENCH_SCALE_ROWS`` daily-usage
-rows (default 10,000), so the default finishes in a few minutes on a small machine (each part costs
-~0.4 s of fixed overhead on a loaded 2-core machine, see docs/deploy.md). The size the scale-out issue
-names is::
+``CSPDESK_BENCH_SCALE_CUSTOMERS`` generated customers (default 50,000) and ``CSPDESK_BENCH_SCALE_ROWS`` daily-usage
+rows (default 10,000,000): a partner of tens of thousands of customers. At that size the files take 9.7 GB under
+var/bench/ and the bench about 40 minutes on a 2-core machine (docs/deploy.md has the figures); for a quick look::
 
-    CSPDESK_BENCH_SCALE_CUSTOMERS=50000 CSPDESK_BENCH_SCALE_ROWS=10000000 make bench  # hours on 2 cores
+    CSPDESK_BENCH_SCALE_CUSTOMERS=1000 CSPDESK_BENCH_SCALE_ROWS=100000 make bench  # a few minutes
 
 The customers are registered, the files imported with ``cspdesk import --workers`` (2 workers, measured too),
 then the period is billed three times, each run replacing the previous drafts: in one process
@@ -15,9 +14,9 @@ processes started beforehand. Every run must give the same totals. Wall time is 
 included; "parts" is the batch's own time (first part enqueued → last part done). A worker's peak RSS is sampled
 every 0.2 s as the worker's RSS plus the unique memory (USS) of the work horse RQ forks per task.
 
-Needs ``BENCH_DATABASE_URL`` (a PostgreSQL database the bench wipes: its ``public`` schema is dropped) and
-``BENCH_REDIS_URL`` (a Redis database it flushes); without them it is skipped with a note. The generated files
-are kept under var/bench/ and reused.
+Needs ``BENCH_DATABASE_URL`` (a PostgreSQL database the bench wipes, its ``public`` schema dropped; created when
+the server has none of that name) and ``BENCH_REDIS_URL`` (a Redis database it flushes); without them it is
+skipped with a note. The generated files are kept under var/bench/ and reused.
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CUSTOMERS = int(os.environ.get("CSPDESK_BENCH_SCALE_CUSTOMERS", "100"))
-ROWS = int(os.environ.get("CSPDESK_BENCH_SCALE_ROWS", "10000"))
+CUSTOMERS = int(os.environ.get("CSPDESK_BENCH_SCALE_CUSTOMERS", "50000"))
+ROWS = int(os.environ.get("CSPDESK_BENCH_SCALE_ROWS", "10000000"))
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "")
 PERIOD = "2026-10"
