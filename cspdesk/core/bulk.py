@@ -64,18 +64,8 @@ def insert_rows(
     automatic primary key. Runs in the caller's transaction, ``batch_size`` rows per ``executemany``.
     """
     meta = model._meta
-    if meta.parents:
-        raise ValueError(f"{meta.label}: a model with parent tables needs one insert per table")
-    connection = connections[using or router.db_for_write(model)]
-    given: list[Field] = []
-    for name in fields:
-        field = meta.get_field(name)
-        if not (isinstance(field, Field) and field.concrete):
-            raise ValueError(f"{meta.label}.{name}: only a concrete field can be inserted")
-        given.append(field)
+    connection, given = _fields(model, fields, using, "insert")
     named = {f.attname for f in given}
-    if len(named) != len(given):
-        raise ValueError(f"{meta.label}: a field is named twice in {list(fields)}")
     for f in given:
         if isinstance(f, DateField) and (f.auto_now or f.auto_now_add):
             raise ValueError(f"{meta.label}.{f.name} is set by the insert itself: leave it out")
@@ -101,19 +91,9 @@ def insert_rows(
     kept = [_unchanged_types(f, connection) for f in given]
     prepare: list[_Prepare] = [_prepare_for(f, connection) for f in given]
     tail = tuple(fixed)
-    count = 0
-    it = iter(rows)
-    with connection.cursor() as cursor:
-        while batch := list(islice(it, batch_size)):
-            params = [
-                tuple([v if type(v) in same else prep(v) for v, same, prep in zip(row, kept, prepare, strict=True)])
-                + tail
-                + tuple(make() for make in per_row)
-                for row in batch
-            ]
-            cursor.executemany(sql, params)
-            count += len(params)
-    return count
+    return _execute_many(connection, sql, rows, batch_size, lambda row: (
+        tuple([v if type(v) in same else prep(v) for v, same, prep in zip(row, kept, prepare, strict=True)])
+        + tail + tuple(make() for make in per_row)))  # fmt: skip
 
 
 def update_rows(
@@ -128,19 +108,9 @@ def update_rows(
     the values of ``fields`` as one would assign them to the model. Returns how many rows were given. Fields
     with ``auto_now`` are not touched (name them to set them). Runs in the caller's transaction."""
     meta = model._meta
-    if meta.parents:
-        raise ValueError(f"{meta.label}: a model with parent tables needs one update per table")
-    connection = connections[using or router.db_for_write(model)]
-    given: list[Field] = []
-    for name in fields:
-        field = meta.get_field(name)
-        if not (isinstance(field, Field) and field.concrete) or field.primary_key:
-            raise ValueError(f"{meta.label}.{name}: only a concrete field other than the key can be updated")
-        given.append(field)
+    connection, given = _fields(model, fields, using, "update")
     if not given:
         raise ValueError(f"{meta.label}: nothing to update")
-    if len({f.attname for f in given}) != len(given):
-        raise ValueError(f"{meta.label}: a field is named twice in {list(fields)}")
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in given)
     pk = meta.pk
@@ -149,17 +119,45 @@ def update_rows(
     fields_and_key = [*given, pk]
     kept = [_unchanged_types(f, connection) for f in fields_and_key]
     prepare = [_prepare_for(f, connection) for f in fields_and_key]
+    return _execute_many(connection, sql, rows, batch_size, lambda row: tuple([  # the key goes last, in the WHERE
+        v if type(v) in same else prep(v) for v, same, prep in zip((*row[1:], row[0]), kept, prepare, strict=True)
+    ]))  # fmt: skip
+
+
+def _fields(
+    model: type[Model], fields: Sequence[str], using: str | None, verb: str
+) -> tuple[BaseDatabaseWrapper, list[Field]]:
+    """The connection to write ``model`` on and its ``fields``, checked: concrete, named once, and (for an update)
+    not the primary key."""
+    meta = model._meta
+    if meta.parents:
+        raise ValueError(f"{meta.label}: a model with parent tables needs one {verb} per table")
+    given: list[Field] = []
+    for name in fields:
+        field = meta.get_field(name)
+        if not (isinstance(field, Field) and field.concrete) or (verb == "update" and field.primary_key):
+            other = " other than the key" if verb == "update" else ""
+            raise ValueError(f"{meta.label}.{name}: only a concrete field{other} can be {verb.rstrip('e')}ed")
+        given.append(field)
+    if len({f.attname for f in given}) != len(given):
+        raise ValueError(f"{meta.label}: a field is named twice in {list(fields)}")
+    return connections[using or router.db_for_write(model)], given
+
+
+def _execute_many(
+    connection: BaseDatabaseWrapper,
+    sql: str,
+    rows: Iterable[Sequence[Any]],
+    batch_size: int,
+    params_of: Callable[[Sequence[Any]], tuple[Any, ...]],
+) -> int:
+    """``sql`` with each row's parameters, ``batch_size`` rows per ``executemany``; returns how many rows."""
     count = 0
     it = iter(rows)
     with connection.cursor() as cursor:
         while batch := list(islice(it, batch_size)):
-            ordered = [(*row[1:], row[0]) for row in batch]  # the key goes last, in the WHERE
-            params = [
-                tuple([v if type(v) in same else prep(v) for v, same, prep in zip(row, kept, prepare, strict=True)])
-                for row in ordered
-            ]
-            cursor.executemany(sql, params)
-            count += len(params)
+            cursor.executemany(sql, [params_of(row) for row in batch])
+            count += len(batch)
     return count
 
 
