@@ -70,6 +70,13 @@ def test_a_damaged_or_missing_issued_document_is_refused_with_the_reason(nuvola:
     assert resp.status_code == 409
     assert resp.json()["code"] == "document_damaged"
     assert f"the issued PDF of {invoice.number} at {row.path} does not match the SHA-256" in resp.json()["message"]
+    # in the portal: back to the invoice, told why, in the customer's language (Italian)
+    portal = nuvola.browser("bellavista.admin")
+    resp = portal.get(f"/portal/invoices/{invoice.pk}/pdf/", follow=True)
+    assert resp.redirect_chain == [(f"/portal/invoices/{invoice.pk}/", 302)]
+    page = resp.content.decode()
+    assert invoice.number in page and "controllo di integrità" in page
+    assert portal.get(f"/portal/invoices/{invoice.pk}/ubl/").status_code == 200  # the UBL is intact
     path.unlink()
     resp = client.get(f"/api/v1/invoices/{invoice.pk}/pdf")
     assert resp.status_code == 409 and "is missing" in resp.json()["message"]
