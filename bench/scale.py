@@ -3,7 +3,7 @@
 The month is ``cspdesk generate-recon``'s generator for the demo world's partners, with
 ``CSPDESK_BENCH_SCALE_CUSTOMERS`` generated customers (default 50,000) and ``CSPDESK_BENCH_SCALE_ROWS`` daily-usage
 rows (default 10,000,000): a partner of tens of thousands of customers. At that size the files take 9.7 GB under
-var/bench/ and the bench about 40 minutes on a 2-core machine (docs/deploy.md has the figures); for a quick look::
+var/bench/ and the bench about 30 minutes on a 2-core machine (docs/deploy.md has the figures); for a quick look::
 
     CSPDESK_BENCH_SCALE_CUSTOMERS=1000 CSPDESK_BENCH_SCALE_ROWS=100000 make bench  # a few minutes
 
