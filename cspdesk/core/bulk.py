@@ -136,8 +136,12 @@ def _fields(
     for name in fields:
         field = meta.get_field(name)
         if not (isinstance(field, Field) and field.concrete) or (verb == "update" and field.primary_key):
-            other = " other than the key" if verb == "update" else ""
-            raise ValueError(f"{meta.label}.{name}: only a concrete field{other} can be {verb.rstrip('e')}ed")
+            what = (
+                "a concrete field other than the key can be updated"
+                if verb == "update"
+                else "a concrete field can be inserted"
+            )
+            raise ValueError(f"{meta.label}.{name}: only {what}")
         given.append(field)
     if len({f.attname for f in given}) != len(given):
         raise ValueError(f"{meta.label}: a field is named twice in {list(fields)}")

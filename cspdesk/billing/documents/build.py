@@ -104,12 +104,12 @@ def _policy_urls(invoices: Sequence[Invoice]) -> dict[int, str]:
     from cspdesk.collections import notices
     from cspdesk.collections import selectors as collections
 
-    billed = [i for i in invoices if i.kind == InvoiceKind.INVOICE and i.customer is not None]
-    covered = collections.customers_with_policy([i.customer for i in billed if i.customer is not None])
+    billed = [(i, i.customer) for i in invoices if i.kind == InvoiceKind.INVOICE and i.customer is not None]
+    covered = collections.customers_with_policy([customer for _, customer in billed])
     return {
-        i.pk: notices.policy_url(i.customer, normalize_language(i.language))
-        for i in billed
-        if i.customer is not None and i.customer.pk in covered
+        i.pk: notices.policy_url(customer, normalize_language(i.language))
+        for i, customer in billed
+        if customer.pk in covered
     }
 
 

@@ -163,12 +163,16 @@ def _wrap(pdf: _Pdf, text: str, width: float) -> _Lines | None:
     if "\n" not in text:
         return _wrap_piece(pdf, text, width)
     *paragraphs, last = text.split("\n")
-    pieces = [_wrap_piece(pdf, paragraph + "\n", width) for paragraph in paragraphs]
+    pieces = [paragraph + "\n" for paragraph in paragraphs]
     if last:  # after a final line break, fpdf2 starts no further line
-        pieces.append(_wrap_piece(pdf, last, width))
-    if any(piece is None for piece in pieces):
-        return None
-    return tuple(line for piece in pieces if piece is not None for line in piece)
+        pieces.append(last)
+    lines: list[tuple[str, float, bool]] = []
+    for piece in pieces:
+        wrapped = _wrap_piece(pdf, piece, width)
+        if wrapped is None:
+            return None
+        lines.extend(wrapped)
+    return tuple(lines)
 
 
 def _wrap_piece(pdf: _Pdf, text: str, width: float) -> _Lines | None:
@@ -216,20 +220,14 @@ def _plain(pdf: _Pdf) -> bool:
 
 
 def _text(pdf: _Pdf, x: float, y: float, text: str) -> None:
-    """``pdf.text(x, y, text)``: the same text operator, written straight to the page. fpdf2's ``text`` spends
-    longer on its checks and wrappers than on writing; where one of its settings is set, it draws the text."""
-    if not _plain(pdf):
-        pdf.text(x, y, text)
-        return
-    font = _font(pdf)
-    if not pdf.current_font_is_set_on_page:
-        pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
-    k = pdf.k
-    pdf._out(f"BT {x * k:.2f} {(pdf.h - y) * k:.2f} Td {font.encode_text(text)} ET")
+    """``pdf.text(x, y, text)``: the same text operator, written straight to the page (:func:`_texts`)."""
+    _texts(pdf, [(x, y, text)])
 
 
 def _texts(pdf: _Pdf, placed: list[tuple[float, float, str]]) -> None:
-    """:func:`_text` for each ``(x, y, text)`` in turn, the drawing state checked once and written at once."""
+    """``pdf.text(x, y, text)`` for each ``(x, y, text)`` in turn: the same text operators, written straight to the
+    page, the drawing state checked once. fpdf2's ``text`` spends longer on its checks and wrappers than on
+    writing; where one of its settings is set, it draws the texts."""
     if not placed:
         return
     if not _plain(pdf):
